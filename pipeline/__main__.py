@@ -1,0 +1,120 @@
+"""Command line: run / fetch-data / analyze / aggregate / report / bench.
+
+User errors (bad config, missing data, a report over its page limit) print one line naming the fix and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import config as cfglib
+
+
+def _load_cfg(args) -> dict:
+    if args.cfg:  # the Snakefile passes the (already validated) part of the configuration a job depends on
+        return json.loads(args.cfg)
+    return cfglib.load(args.profile, configfiles=args.configfile or ())
+
+
+def cmd_run(args) -> None:
+    from .run import execute
+    cfg = _load_cfg(args)
+    out = execute(args.family, args.variant, args.seed, cfg, threads=args.threads)
+    print(out)
+
+
+def cmd_fetch_data(args) -> None:
+    from .data import images
+    cfg = _load_cfg(args)
+    for name in args.datasets or ["mnist"]:
+        images.fetch(name, Path(cfg["data_dir"]), log=lambda m: print(m, file=sys.stderr))
+    if args.stamp:
+        Path(args.stamp).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.stamp).write_text("verified\n")
+
+
+def cmd_analyze(args) -> None:
+    from .analysis.registry import run_analysis
+    cfg = _load_cfg(args)
+    print(run_analysis(args.name, Path(cfg["results_dir"])))
+
+
+def cmd_aggregate(args) -> None:
+    from .aggregate import aggregate_family
+    cfg = _load_cfg(args)
+    for fam in args.families or cfglib.families_of(cfg):
+        print(aggregate_family(cfg, fam))
+
+
+def cmd_report(args) -> None:
+    from .report.build import build_report
+    cfg = _load_cfg(args)
+    print(build_report(cfg, args.assignment))
+
+
+def cmd_bench(args) -> None:
+    from .bench import main as bench_main
+    bench_main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--profile", choices=cfglib.PROFILES, default=None,
+                        help="config profile (default: the `profile` key of config/config.yaml)")
+    common.add_argument("--configfile", action="append", type=Path, help="extra YAML merged over config/config.yaml")
+    common.add_argument("--cfg", help=argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", parents=[common], help="train one variant with one seed")
+    r.add_argument("family")
+    r.add_argument("variant")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--threads", type=int, default=None)
+    r.set_defaults(fn=cmd_run)
+
+    f = sub.add_parser("fetch-data", parents=[common], help="fetch and verify datasets (default: mnist)")
+    f.add_argument("datasets", nargs="*", choices=["mnist", "fashion-mnist", "kmnist"])
+    f.add_argument("--stamp", help="write this file after verification (for Snakemake)")
+    f.set_defaults(fn=cmd_fetch_data)
+
+    a = sub.add_parser("analyze", parents=[common], help="run an analysis that needs no training")
+    a.add_argument("name")
+    a.set_defaults(fn=cmd_analyze)
+
+    g = sub.add_parser("aggregate", parents=[common], help="tables and figures of families")
+    g.add_argument("families", nargs="*")
+    g.set_defaults(fn=cmd_aggregate)
+
+    rep = sub.add_parser("report", parents=[common], help="render an assignment's report")
+    rep.add_argument("assignment")
+    rep.set_defaults(fn=cmd_report)
+
+    b = sub.add_parser("bench", parents=[common], help="measure throughput, workflow and report times")
+    b.add_argument("--default", action="store_true", help="also time the default profile's whole workflow")
+    b.add_argument("--out", type=Path, default=Path("results/bench/bench.json"))
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from .data.images import DataError
+    user_errors: tuple = (cfglib.ConfigError, DataError)
+    try:
+        from .report.fit import PageLimitError
+        user_errors += (PageLimitError,)
+    except ImportError:
+        pass
+    try:
+        args.fn(args)
+    except user_errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

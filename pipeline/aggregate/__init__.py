@@ -1,0 +1,78 @@
+"""Aggregate a family's runs into one table (mean and std over seeds per variant) and its figures."""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import config as cfglib
+
+
+def load_runs(cfg: dict, family: str) -> pd.DataFrame:
+    """One row per finished run: variant, seed, every metric, the variant's parameters and timing."""
+    rows = []
+    fam = cfg["families"][family]
+    for variant in fam["variants"]:
+        for seed in cfglib.seeds(cfg, family):
+            folder = Path(cfg["results_dir"]) / "runs" / family / variant / f"seed{seed}"
+            metrics = json.loads((folder / "metrics.json").read_text())
+            info = json.loads((folder / "run.json").read_text())
+            history = pd.read_csv(folder / "history.csv")
+            row = {"variant": variant, "seed": seed}
+            row.update({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
+            row["seconds_per_epoch"] = float(history["seconds"].mean()) if len(history) else np.nan
+            row["wall_seconds"] = info["wall_seconds"]
+            row["params_json"] = json.dumps(info["params"], sort_keys=True)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per variant (config order): n_seeds, then MEAN and MEAN_std for each numeric column."""
+    numeric = [c for c in runs.columns if c not in ("variant", "seed", "params_json")
+               and pd.api.types.is_numeric_dtype(runs[c])]
+    order = list(dict.fromkeys(runs["variant"]))
+    grouped = runs.groupby("variant", sort=False)
+    table = pd.DataFrame({"variant": order})
+    table["n_seeds"] = grouped.size().reindex(order).to_numpy()
+    for col in numeric:
+        table[col] = grouped[col].mean().reindex(order).to_numpy()
+        # std over seeds (ddof=1); NaN with one seed, which the report states rather than hiding
+        table[f"{col}_std"] = grouped[col].std(ddof=1).reindex(order).to_numpy()
+    return table
+
+
+def describe_variant(cfg: dict, family: str, variant: str) -> str:
+    """The variant's own settings, i.e. how it differs from its family's defaults ("defaults" if not at all)."""
+    own = cfg["families"][family]["variants"][variant] or {}
+    parts = []
+    for key, value in own.items():
+        if isinstance(value, list):
+            value = "-".join(map(str, value))
+        elif isinstance(value, bool):
+            value = "on" if value else "off"
+        parts.append(f"{key} {value}")
+    return ", ".join(parts) or "defaults"
+
+
+def history(cfg: dict, family: str, variant: str, seed: int) -> pd.DataFrame:
+    return pd.read_csv(Path(cfg["results_dir"]) / "runs" / family / variant / f"seed{seed}" / "history.csv")
+
+
+def aggregate_family(cfg: dict, family: str) -> Path:
+    module = importlib.import_module(f"pipeline.aggregate.{family}")
+    runs = load_runs(cfg, family)
+    table = module.table(cfg, runs) if hasattr(module, "table") else summarise(runs)
+    table.insert(1, "change", [describe_variant(cfg, family, v) for v in table["variant"]])
+    out = Path(cfg["results_dir"]) / "tables" / f"{family}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig_dir = Path(cfg["results_dir"]) / "figures" / family
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    module.figures(cfg, runs, table, fig_dir)
+    tmp = out.with_suffix(".csv.tmp")
+    table.to_csv(tmp, index=False, float_format="%.6g")
+    tmp.replace(out)
+    return out

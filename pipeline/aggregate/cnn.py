@@ -1,0 +1,56 @@
+"""CNN figures: accuracy vs parameters, learning curves of the main variants, first-layer filters of the best."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..experiments.cnn import build
+from . import history
+from .autoencoder import load_model
+from .style import HALF, errorbar, plt, save
+
+MAIN = ("base", "one_conv", "three_conv", "batch_norm", "best_combo")
+
+
+def best_variant(table) -> str:
+    return str(table.loc[table["test_acc"].idxmax(), "variant"])
+
+
+def figures(cfg: dict, runs, table, out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(HALF, 2.5))
+    errorbar(ax, table["params"], 100 * table["test_acc"], 100 * table["test_acc_std"], fmt="o", color="C0")
+    for _, row in table.iterrows():
+        ax.annotate(row["variant"], (row["params"], 100 * row["test_acc"]), fontsize=6.5,
+                    xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    save(fig, out / "accuracy_vs_params.svg")
+
+    fig, ax = plt.subplots(figsize=(HALF, 2.3))
+    for v in [v for v in MAIN if v in set(table["variant"])]:
+        seed = int(runs[runs["variant"] == v]["seed"].min())
+        h = history(cfg, "cnn", v, seed)
+        ax.plot(h["epoch"], 100 * h["val_acc"], marker="o", label=v)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.legend(frameon=False, ncol=2)
+    save(fig, out / "learning_curves.svg")
+
+    best = best_variant(table)
+    seed = int(runs[runs["variant"] == best]["seed"].min())
+    model = load_model(cfg, "cnn", best, seed, build)
+    conv = next(m for m in model.modules() if m.__class__.__name__ == "Conv2d")
+    w = conv.weight.detach()[:, 0].numpy()
+    n = min(len(w), 16)
+    cols = 8
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(HALF, 0.45 * rows + 0.25), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            lim = np.abs(w[i]).max()
+            ax.imshow(w[i], cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.suptitle(f"first-layer filters of {best}", fontsize=8, y=1.0)
+    save(fig, out / "filters.png")

@@ -1,0 +1,37 @@
+"""Figure conventions: sized in inches for their printed width, so 8 pt here is 8 pt on the page."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HALF = 3.3   # inches: one of two side-by-side figures on an A4 page with 15 mm margins
+FULL = 6.9
+
+matplotlib.rcParams.update({
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7.5, "ytick.labelsize": 7.5,
+    "legend.fontsize": 7.5, "font.family": "DejaVu Sans", "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": True, "grid.alpha": 0.3, "lines.linewidth": 1.3, "lines.markersize": 4,
+    "svg.fonttype": "none",      # text stays text: searchable in the PDF and small files
+    "svg.hashsalt": "dfl-bench", "savefig.bbox": "tight", "savefig.pad_inches": 0.03,
+    "figure.dpi": 100,
+})
+
+
+def save(fig, path: Path, dpi: int = 200) -> Path:
+    """SVG for line plots; PNG (fixed dpi) for images and heatmaps, which WeasyPrint renders faster as bitmaps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {"dpi": dpi} if path.suffix == ".png" else {"metadata": {"Date": None}}
+    fig.savefig(path, **kwargs)
+    plt.close(fig)
+    return path
+
+
+def errorbar(ax, x, mean, std, **kw):
+    """Mean with the seed spread as error bars (no bars where there is a single seed)."""
+    import numpy as np
+    std = np.nan_to_num(np.asarray(std, dtype=float), nan=0.0)
+    return ax.errorbar(x, mean, yerr=std, capsize=2, **kw)

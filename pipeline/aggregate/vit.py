@@ -1,0 +1,51 @@
+"""ViT figures: test accuracy vs parameters, the train/test gap per size, the CLS attention on one digit."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..experiments.vit import build
+from ..models.vit import cls_attention_map
+from .autoencoder import load_model, test_images
+from .style import HALF, errorbar, plt, save
+
+
+def figures(cfg: dict, runs, table, out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(HALF, 2.3))
+    errorbar(ax, table["params"], 100 * table["test_acc"], 100 * table["test_acc_std"], fmt="o")
+    for _, row in table.iterrows():
+        ax.annotate(row["variant"], (row["params"], 100 * row["test_acc"]), fontsize=6.5,
+                    xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    save(fig, out / "accuracy_vs_params.svg")
+
+    fig, ax = plt.subplots(figsize=(HALF, 2.0))
+    order = table.sort_values("params")
+    gap = 100 * (order["train_acc"] - order["test_acc"])
+    ax.bar(order["variant"], gap, color=["C3" if g > 0 else "C2" for g in gap])
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel("train − test accuracy (pp)")
+    ax.tick_params(axis="x", rotation=30)
+    save(fig, out / "train_test_gap.svg")
+
+    best = str(table.loc[table["test_acc"].idxmax(), "variant"])
+    seed = int(runs[runs["variant"] == best]["seed"].min())
+    model = load_model(cfg, "vit", best, seed, build)
+    import json
+    x, y = test_images(cfg, json.loads(runs.iloc[0]["params_json"])["dataset"], 1)
+    img = x[0].float() / 255
+    att = cls_attention_map(model, img)
+    fig, axes = plt.subplots(1, 2, figsize=(HALF, 1.6))
+    axes[0].imshow(img.numpy(), cmap="gray")
+    axes[0].set_title(f"test digit ({int(y[0])})")
+    p = 28 // att.shape[0]
+    axes[1].imshow(img.numpy(), cmap="gray")
+    axes[1].imshow(np.kron(att, np.ones((p, p))), cmap="inferno", alpha=0.6)
+    axes[1].set_title(f"CLS attention, {best}")
+    for ax in axes:
+        ax.axis("off")
+    save(fig, out / "cls_attention.png")

@@ -1,0 +1,1 @@
+"""One module per family; each exposes `run(ctx: RunContext) -> RunOutput`."""

@@ -1,0 +1,22 @@
+"""CNN variants on MNIST: accuracy against parameters and multiply-accumulates."""
+from __future__ import annotations
+
+from ..models.cnn import CNN, count_macs
+from ..run import RunOutput
+from ..train import RunContext
+from .common import classifier_metrics, load_splits, one_cycle, train_classifier
+
+
+def build(p: dict) -> CNN:
+    return CNN(p["channels"], kernel=p["kernel"], pool=p["pool"], batch_norm=p["batch_norm"],
+               dropout=p["dropout"], head=p["head"])
+
+
+def run(ctx: RunContext) -> RunOutput:
+    data = load_splits(ctx)
+    model = build(ctx.params).to(ctx.device)
+    opt, sched = one_cycle(model, ctx.params, len(data.train[0]))
+    train_classifier(ctx, model, data, optimizer=opt, scheduler=sched)
+    metrics = classifier_metrics(model, data)
+    metrics["macs"] = count_macs(build(ctx.params))
+    return RunOutput(metrics=metrics, model=model)

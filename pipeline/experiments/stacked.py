@@ -1,0 +1,87 @@
+"""Stacked autoencoder: greedy layer-wise pretraining, a classifier on the deepest codes, then fine-tuning.
+
+One run per architecture measures every condition the report compares, all sharing one pretraining:
+frozen pretrained encoder + classifier, fine-tuned stack, the same network from random initialisation with the
+same supervised budget, and all three again with few labels (pretraining still uses every training image).
+"""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from ..models.stacked import DenseAE, StackedClassifier, StackedEncoder
+from ..run import RunOutput
+from ..train import RunContext, batch_indices, epoch_seed, fit, images_to_float
+from .common import accuracy, adam, count_params, load_splits, train_classifier
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return images_to_float(x).flatten(1)
+
+
+def pretrain(ctx: RunContext, x_train: torch.Tensor) -> list[DenseAE]:
+    """Each layer is an autoencoder of the previous layer's codes; the first reconstructs pixels."""
+    p = ctx.params
+    dims = [784, *p["layers"]]
+    aes: list[DenseAE] = []
+    codes = None  # float codes of the previous layer for all training images (None: the uint8 pixels)
+    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+        ae = DenseAE(d_in, d_out, sigmoid_output=(i == 0)).to(ctx.device)
+        source = x_train if codes is None else codes
+        stage = f"pretrain{i + 1}"
+
+        def batches(epoch, source=source, stage=stage):
+            for idx in batch_indices(len(source), p["batch_size"], shuffle=True,
+                                     seed=epoch_seed(ctx.seed, stage, epoch), device=source.device):
+                yield _flat(source[idx]) if source.dtype == torch.uint8 else source[idx]
+
+        fit(ae, adam(ae, p), ctx=ctx, epochs=p["pretrain_epochs"], batches=batches, stage=stage,
+            loss_fn=lambda m, xb: F.mse_loss(m(xb), xb))
+        with torch.inference_mode():
+            parts = [ae.encode(_flat(c) if c.dtype == torch.uint8 else c) for c in source.split(4096)]
+            codes = torch.cat(parts).clone()
+        aes.append(ae)
+    return aes
+
+
+def few_label_subset(ctx: RunContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    n = max(10, round(ctx.params["few_labels"] * len(x)))
+    # Fixed by the run seed, and independent of the training stream, so every condition sees the same labels.
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(10_000 + ctx.seed))[:n].to(x.device)
+    return x[idx], y[idx]
+
+
+def _conditions(ctx: RunContext, aes, data, x, y, epochs_frozen: int, epochs_tune: int, prefix: str) -> dict:
+    """frozen -> fine-tuned (continuing from frozen) and random init with the same supervised epochs."""
+    p = ctx.params
+    clf = StackedClassifier(StackedEncoder(p["layers"]).load_pretrained(aes)).to(ctx.device).freeze_encoder(True)
+    head_opt = torch.optim.Adam(clf.head.parameters(), lr=p["lr"])
+    train_classifier(ctx, clf, data, stage=f"{prefix}frozen", epochs=epochs_frozen, x=x, y=y, optimizer=head_opt)
+    out = {f"{prefix}acc_frozen": accuracy(clf, *data.test)}
+    clf.freeze_encoder(False)
+    train_classifier(ctx, clf, data, stage=f"{prefix}finetune", epochs=epochs_tune, x=x, y=y,
+                     optimizer=adam(clf, p))
+    out[f"{prefix}acc_finetuned"] = accuracy(clf, *data.test)
+    rand = StackedClassifier(StackedEncoder(p["layers"])).to(ctx.device)
+    train_classifier(ctx, rand, data, stage=f"{prefix}random", epochs=epochs_frozen + epochs_tune, x=x, y=y,
+                     optimizer=adam(rand, p))
+    out[f"{prefix}acc_random"] = accuracy(rand, *data.test)
+    return out, clf
+
+
+def run(ctx: RunContext) -> RunOutput:
+    p = ctx.params
+    data = load_splits(ctx)
+    x, y = data.train
+    aes = pretrain(ctx, x)
+    metrics, model = _conditions(ctx, aes, data, x, y, p["classifier_epochs"], p["finetune_epochs"], "")
+    xf, yf = few_label_subset(ctx, x, y)
+    few_epochs = p["few_label_epochs"]
+    few, _ = _conditions(ctx, aes, data, xf, yf, max(1, few_epochs // 3), few_epochs - max(1, few_epochs // 3),
+                         "few_")
+    metrics.update(few)
+    metrics.update({"params": count_params(model), "n_labels": len(y), "n_labels_few": len(yf),
+                    "depth": len(p["layers"])})
+    metrics["pretrain_gain"] = metrics["acc_finetuned"] - metrics["acc_random"]
+    metrics["few_pretrain_gain"] = metrics["few_acc_finetuned"] - metrics["few_acc_random"]
+    return RunOutput(metrics=metrics, model=model)

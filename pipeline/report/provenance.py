@@ -1,0 +1,142 @@
+"""What produced a report: commit, profile, date, device and training time, for its footer."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("torch", "weasyprint")
+
+
+def collect(profile: str, results_dir: Path, repo_dir: Path | None = None) -> dict:
+    """Provenance of the results under `results_dir`, as plain JSON-able values.
+
+    Device and training time come from the run.json files the training runs wrote
+    (results/runs/FAMILY/VARIANT/seedN/run.json), since the report may be rendered on another
+    machine than the one that trained; without any, this machine is described instead.
+    """
+    runs = _read_runs(Path(results_dir))
+    seconds = sum(r["wall_seconds"] for r in runs if isinstance(r.get("wall_seconds"), (int, float)))
+    devices = [str(r["device"]) for r in runs if r.get("device")]
+    return {
+        "commit": git_commit(repo_dir or ROOT),
+        "profile": profile,
+        "date": _today(),
+        "device": _describe_devices(devices) if devices else this_machine(),
+        "device_source": "runs" if devices else "renderer",
+        "n_runs": len(runs),
+        "training_seconds": round(float(seconds), 1),
+        "training_time": format_duration(seconds) if runs else "n/a",
+        "packages": {name: _version(name) for name in PACKAGES},
+        "python": platform.python_version(),
+    }
+
+
+def git_commit(repo_dir: Path) -> str:
+    """Short hash, with "-dirty" when tracked files differ from it; "unknown" outside git."""
+    if shutil.which("git") is None:
+        return "unknown"
+    # Optional locks off: a report build must never take index.lock from under someone's git.
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    try:
+        head = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=20, env=env)
+        if head.returncode != 0 or not head.stdout.strip():
+            return "unknown"
+        status = subprocess.run(["git", "-C", str(repo_dir), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=60, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = head.stdout.strip()
+    if status.returncode != 0 or status.stdout.strip():
+        # An unreadable status is treated as dirty: claiming a clean tree must be earned.
+        commit += "-dirty"
+    return commit
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(float(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, s = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {s:02d} s"
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m:02d} min"
+
+
+def this_machine() -> str:
+    gpu = _cuda_name()
+    cpu = _cpu_model()
+    return f"{gpu} ({cpu})" if gpu else cpu
+
+
+def _read_runs(results_dir: Path) -> list[dict]:
+    runs = []
+    for path in sorted((results_dir / "runs").rglob("run.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a run being written right now; the report's inputs list the finished ones
+        if isinstance(data, dict):
+            runs.append(data)
+    return runs
+
+
+def _describe_devices(devices: list[str]) -> str:
+    counts = Counter(devices)
+    if len(counts) == 1:
+        return devices[0]
+    return " / ".join(f"{d} ({n} runs)" for d, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _today() -> str:
+    # SOURCE_DATE_EPOCH lets a rebuild reproduce a report byte for byte.
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() else datetime.now(timezone.utc)
+    return now.date().isoformat()
+
+
+def _cuda_name() -> str | None:
+    torch = sys.modules.get("torch")  # importing torch just for a name would cost seconds
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                return torch.cuda.get_device_name(0)
+        except Exception:
+            pass
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=15)
+            names = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+            if out.returncode == 0 and names:
+                return names[0] if len(set(names)) == 1 else f"{len(names)}x {names[0]}"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"

@@ -1,0 +1,189 @@
+"""The one training loop every family uses: seeded, device-agnostic, checkpointed after every epoch.
+
+A family describes an epoch as an iterable of batches and a loss; this module owns everything else:
+optimizer steps, evaluation under inference mode, history rows, progress output and resume.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+# Tests set this to "STAGE:EPOCH" to simulate an interruption right after that epoch's checkpoint.
+INTERRUPT_ENV = "DFL_INTERRUPT_AFTER"
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda requested but no CUDA device is visible; set device: auto or cpu")
+    if preference in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def batch_indices(n: int, batch_size: int, *, shuffle: bool, seed: int = 0, device=None) -> Iterable[torch.Tensor]:
+    """Index batches over n examples. The permutation depends only on `seed`, so a resumed epoch reshuffles alike."""
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    else:
+        order = torch.arange(n)
+    if device is not None:
+        order = order.to(device)
+    return order.split(batch_size)
+
+
+def epoch_seed(run_seed: int, stage: str, epoch: int) -> int:
+    # A stable mix (not Python's salted hash) so every process derives the same shuffle.
+    return (run_seed * 1_000_003 + sum(ord(c) * 131 ** i for i, c in enumerate(stage)) * 7919 + epoch) % (2**63)
+
+
+@dataclass
+class RunContext:
+    family: str
+    variant: str
+    seed: int
+    params: dict[str, Any]
+    device: torch.device
+    checkpoint_dir: Path
+    data_dir: Path = Path("data")
+    amp: bool = False
+    history: list[dict] = field(default_factory=list)
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+    def autocast(self):
+        # bf16 autocast only on CUDA: on CPU it is slower for these small models and changes the numbers.
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and self.device.type == "cuda")
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _progress(iterable, total: int | None, desc: str):
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+        return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr)
+    return iterable
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    ctx: RunContext,
+    epochs: int,
+    batches: Callable[[int], Iterable[Any]],
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    stage: str = "train",
+    steps_per_epoch: int | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> list[dict]:
+    """Train `model` for `epochs`, resuming from this stage's checkpoint if one exists.
+
+    `batches(epoch)` yields whatever `loss_fn(model, batch)` takes. `evaluate(model)` runs after every epoch under
+    inference mode and returns metrics that become columns of the history. `scheduler`, if given, steps after
+    every optimizer step. Returns this stage's history rows (they are also appended to ctx.history).
+    """
+    ckpt_path = ctx.checkpoint_dir / f"{stage}.pt"
+    start, history = 0, []
+    if ckpt_path.exists():
+        # Restoring the RNG of a finished stage too keeps later stages' random streams equal to a fresh run's.
+        state = torch.load(ckpt_path, map_location=ctx.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start, history = state["epoch"], state["history"]
+        if start < epochs:
+            ctx.log(f"[{ctx.family}/{ctx.variant}/seed{ctx.seed}] {stage}: resuming after epoch {start}")
+    interrupt = os.environ.get(INTERRUPT_ENV, "")
+    for epoch in range(start + 1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        total = torch.zeros((), device=ctx.device)
+        steps = 0
+        for batch in _progress(batches(epoch), steps_per_epoch, f"{stage} {epoch}/{epochs}"):
+            optimizer.zero_grad(set_to_none=True)
+            with ctx.autocast():
+                loss = loss_fn(model, batch)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total += loss.detach().float()  # accumulate on device: no host sync per batch
+            steps += 1
+        row = {"stage": stage, "epoch": epoch, "train_loss": (total / max(steps, 1)).item()}
+        if evaluate is not None:
+            model.eval()
+            with torch.inference_mode(), ctx.autocast():
+                row.update(evaluate(model))
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        history.append(row)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float) and k != "seconds")
+        ctx.log(f"[{ctx.family}/{ctx.variant}/seed{ctx.seed}] {stage} epoch {epoch}/{epochs}: {shown} "
+                f"({row['seconds']:.1f}s)")
+        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_state(),
+                      "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                      "epoch": epoch, "history": history}, ckpt_path)
+        if interrupt == f"{stage}:{epoch}":
+            raise Interrupted(f"interrupted after {stage} epoch {epoch} (by {INTERRUPT_ENV})")
+    model.eval()
+    ctx.history.extend(history)
+    return history
+
+
+@torch.inference_mode()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, prepare: Callable, batch_size: int = 1000,
+             ctx: RunContext | None = None) -> float:
+    """Classification accuracy; counts stay on the device until the end."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    for idx in torch.arange(len(x), device=x.device).split(batch_size):
+        with ctx.autocast() if ctx else contextlib.nullcontext():
+            logits = model(prepare(x[idx]))
+        correct += (logits.argmax(1) == y[idx]).sum()
+    return correct.item() / max(len(x), 1)
+
+
+def images_to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [B,28,28] -> float [B,1,28,28] in [0,1], done per batch on the device."""
+    return x.unsqueeze(1).float().div_(255.0)

@@ -1,0 +1,13 @@
+rule aggregate:
+    input:
+        runs=lambda wc: wf.run_files(CFG, wc.family),
+        code=lambda wc: wf.abspath(f"pipeline/aggregate/{wc.family}.py"),
+    output:
+        table=f"{RES}/tables/{{family}}.csv",
+        figures=directory(f"{RES}/figures/{{family}}"),
+    params:
+        cfg=lambda wc: wf.full_json(CFG),
+    log:
+        "logs/aggregate/{family}.log",
+    shell:
+        "{PY} -m pipeline aggregate {wildcards.family} --cfg {params.cfg:q} > {log} 2>&1"

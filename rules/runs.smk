@@ -1,0 +1,36 @@
+# One job per FAMILY x VARIANT x SEED. It reruns when its variant's settings (params), its code or its data change.
+rule train:
+    input:
+        lambda wc: wf.run_inputs(CFG, wc.family),
+    output:
+        metrics=f"{RES}/runs/{{family}}/{{variant}}/seed{{seed}}/metrics.json",
+        history=f"{RES}/runs/{{family}}/{{variant}}/seed{{seed}}/history.csv",
+        model=f"{RES}/runs/{{family}}/{{variant}}/seed{{seed}}/model.pt",
+        run=f"{RES}/runs/{{family}}/{{variant}}/seed{{seed}}/run.json",
+    params:
+        cfg=lambda wc: wf.run_slice(CFG, wc.family, wc.variant),
+    threads: lambda wc: wf.threads(CFG, wc.family)
+    resources:
+        mem_mb=lambda wc: wf.resource(CFG, wc.family, "mem_mb", 2000),
+        runtime=lambda wc: wf.resource(CFG, wc.family, "runtime", 60),
+    log:
+        "logs/runs/{family}/{variant}/seed{seed}.log",
+    wildcard_constraints:
+        seed=r"\d+",
+    shell:
+        "{PY} -m pipeline run {wildcards.family} {wildcards.variant} --seed {wildcards.seed}"
+        " --threads {threads} --cfg {params.cfg:q} > {log} 2>&1"
+
+
+rule analyze:
+    input:
+        lambda wc: wf.abspath(f"pipeline/analysis/{wc.name}.py"),
+    output:
+        json=f"{RES}/analysis/{{name}}.json",
+        figures=directory(f"{RES}/figures/{{name}}"),
+    params:
+        cfg=lambda wc: wf.full_json(wf.scalars(CFG)),
+    log:
+        "logs/analysis/{name}.log",
+    shell:
+        "{PY} -m pipeline analyze {wildcards.name} --cfg {params.cfg:q} > {log} 2>&1"

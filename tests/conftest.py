@@ -1,0 +1,42 @@
+"""Shared fixtures: verified datasets in the repository's data/ cache, fetched once if missing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    from pipeline.data import images
+    for name in ("mnist", "fashion-mnist"):
+        images.fetch(name, DATA, log=lambda m: None)
+    return DATA
+
+
+@pytest.fixture
+def smoke_cfg(tmp_path, data_dir) -> dict:
+    from pipeline import config
+    cfg = config.load("smoke")
+    cfg["results_dir"] = str(tmp_path / "results")
+    cfg["reports_dir"] = str(tmp_path / "reports")
+    cfg["data_dir"] = str(data_dir)
+    cfg["device"] = "cpu"
+    return cfg
+
+
+def run_cli(*args, cwd=ROOT, env=None, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def snakemake(workdir: Path, *args, timeout=900) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "snakemake"
+    return subprocess.run([str(exe), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
+                          cwd=workdir, capture_output=True, text=True, timeout=timeout)

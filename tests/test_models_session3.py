@@ -1,0 +1,112 @@
+import pytest
+import torch
+from torch import nn
+
+from pipeline.models.autoencoder import Autoencoder
+from pipeline.models.cnn import CNN, count_macs, count_params
+from pipeline.models.stacked import DenseAE, StackedClassifier, StackedEncoder
+from pipeline.models.vit import ViTClassifier, cls_attention_map
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _images(b=3):
+    return torch.rand(b, 1, 28, 28)
+
+
+def test_autoencoder_shapes_and_range():
+    ae = Autoencoder(8, hidden=(64, 32))
+    x = _images()
+    assert ae.encode(x).shape == (3, 8)
+    y = ae(x)
+    assert y.shape == x.shape
+    assert 0 <= y.min() and y.max() <= 1
+    dims = [m.out_features for m in ae.modules() if isinstance(m, nn.Linear)]
+    assert dims == [64, 32, 8, 32, 64, 784]
+
+
+def test_dense_ae_and_sigmoid_flag():
+    first = DenseAE(784, 32, sigmoid_output=True)
+    x = _images()
+    assert first(x).shape == x.shape and first(x).max() <= 1
+    assert isinstance(first.decoder[-1], nn.Sigmoid)
+    deeper = DenseAE(32, 16)
+    assert not any(isinstance(m, nn.Sigmoid) for m in deeper.modules())
+    assert deeper(first.encode(x)).shape == (3, 32)
+
+
+def test_stacked_encoder_matches_sequential_dense_aes():
+    aes = [DenseAE(784, 64, sigmoid_output=True), DenseAE(64, 32), DenseAE(32, 16)]
+    enc = StackedEncoder([64, 32, 16]).load_pretrained(aes)
+    x = _images()
+    h = x
+    for ae in aes:
+        h = ae.encode(h)
+    assert torch.allclose(enc(x), h, atol=0, rtol=0)
+    with pytest.raises(ValueError):
+        StackedEncoder([64, 33]).load_pretrained(aes[:2])
+
+
+def test_stacked_classifier_freeze():
+    clf = StackedClassifier(StackedEncoder([32, 16]), n_classes=10)
+    assert clf(_images()).shape == (3, 10)
+    clf.freeze_encoder(True)
+    assert count_params(clf, trainable_only=True) == 16 * 10 + 10
+    clf.freeze_encoder(False)
+    assert count_params(clf, trainable_only=True) == count_params(clf)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg", "stride"])
+@pytest.mark.parametrize("head", [0, 32])
+def test_cnn_forward(pool, head):
+    m = CNN([8, 16, 16], kernel=5, pool=pool, batch_norm=True, dropout=0.2, head=head)
+    assert m(_images()).shape == (3, 10)
+
+
+def test_count_params_tiny_cnn_closed_form():
+    m = CNN([4, 8], kernel=3, pool="max", head=16)
+    # conv 1->4, conv 4->8 (3x3 + bias); 28 -> 14 -> 7 after pooling; fc 8*7*7 -> 16 -> 10
+    closed = (1 * 4 * 9 + 4) + (4 * 8 * 9 + 8) + (8 * 7 * 7 * 16 + 16) + (16 * 10 + 10)
+    assert count_params(m) == sum(p.numel() for p in m.parameters()) == closed == 6794
+    bn = CNN([4, 8], kernel=3, pool="stride", batch_norm=True, head=0)
+    # no conv bias with BN; stride-2 convs: 28 -> 14 -> 7
+    closed_bn = (1 * 4 * 9 + 2 * 4) + (4 * 8 * 9 + 2 * 8) + (8 * 7 * 7 * 10 + 10)
+    assert count_params(bn) == closed_bn
+
+
+def test_macs_single_conv_closed_form():
+    conv = nn.Conv2d(3, 8, 5, stride=2, padding=1)
+    h_out, w_out = (10 + 2 - 5) // 2 + 1, (12 + 2 - 5) // 2 + 1
+    assert count_macs(conv, (2, 3, 10, 12)) == 8 * h_out * w_out * 3 * 5 * 5
+
+
+def test_macs_tiny_cnn():
+    m = CNN([4, 8], kernel=3, pool="max", head=16)
+    expected = 28 * 28 * 4 * 9 + 14 * 14 * 8 * 4 * 9 + 392 * 16 + 16 * 10
+    assert count_macs(m) == expected
+    assert m.training  # mode restored
+
+
+def test_vit_params_and_forward():
+    # vit_pytorch's own dim_head default (64) gives the widely quoted 893,164 parameters
+    ref = ViTClassifier(patch_size=7, dim=64, depth=6, heads=8, mlp_dim=128, dim_head=64)
+    assert count_params(ref) == 893_164
+    # our default dim_head = dim // heads = 8
+    small = ViTClassifier(patch_size=7, dim=64, depth=6, heads=8, mlp_dim=128)
+    assert small.config["dim_head"] == 8
+    assert count_params(small) == 205_036
+    assert small(_images(2)).shape == (2, 10)
+
+
+def test_cls_attention_map():
+    m = ViTClassifier(patch_size=7, dim=32, depth=2, heads=4, mlp_dim=64, dropout=0.1)
+    m.train()
+    amap = cls_attention_map(m, torch.rand(1, 28, 28))
+    assert amap.shape == (4, 4)
+    assert abs(amap.sum() - 1) < 1e-5 and (amap >= 0).all()
+    assert m.training
+    raw = cls_attention_map(m, torch.rand(28, 28), renormalize=False)
+    assert 0 < raw.sum() < 1  # the CLS token's weight on itself is left out
