@@ -51,14 +51,15 @@ def train_subset(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[torch.Tensor
 
 
 def train_classifier(ctx: RunContext, model: nn.Module, data: images.Splits, *, stage: str = "train",
-                     epochs: int | None = None, x=None, y=None, optimizer=None, scheduler=None) -> None:
+                     epochs: int | None = None, x=None, y=None, optimizer=None, scheduler=None,
+                     batch_size: int | None = None) -> None:
     """Cross-entropy training with validation accuracy after every epoch."""
     x = data.train[0] if x is None else x
     y = data.train[1] if y is None else y
     from ..train import fit
     fit(model, optimizer or adam(model, ctx.params), ctx=ctx, stage=stage,
         epochs=ctx.params["epochs"] if epochs is None else epochs,
-        batches=shuffled(ctx, stage, x, y), loss_fn=cross_entropy, scheduler=scheduler,
+        batches=shuffled(ctx, stage, x, y, batch_size), loss_fn=cross_entropy, scheduler=scheduler,
         evaluate=lambda m: {"val_acc": accuracy(m, *data.val)})
 
 

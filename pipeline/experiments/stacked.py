@@ -15,6 +15,9 @@ from ..train import RunContext, batch_indices, epoch_seed, fit, images_to_float
 from .common import accuracy, adam, count_params, load_splits, train_classifier
 
 
+FEW_LABEL_BATCH = 32
+
+
 def _flat(x: torch.Tensor) -> torch.Tensor:
     return images_to_float(x).flatten(1)
 
@@ -51,20 +54,22 @@ def few_label_subset(ctx: RunContext, x: torch.Tensor, y: torch.Tensor) -> tuple
     return x[idx], y[idx]
 
 
-def _conditions(ctx: RunContext, aes, data, x, y, epochs_frozen: int, epochs_tune: int, prefix: str) -> dict:
+def _conditions(ctx: RunContext, aes, data, x, y, epochs_frozen: int, epochs_tune: int, prefix: str,
+                batch_size: int | None = None) -> dict:
     """frozen -> fine-tuned (continuing from frozen) and random init with the same supervised epochs."""
     p = ctx.params
+    kw = {"x": x, "y": y, "batch_size": batch_size}
     clf = StackedClassifier(StackedEncoder(p["layers"]).load_pretrained(aes)).to(ctx.device).freeze_encoder(True)
     head_opt = torch.optim.Adam(clf.head.parameters(), lr=p["lr"])
-    train_classifier(ctx, clf, data, stage=f"{prefix}frozen", epochs=epochs_frozen, x=x, y=y, optimizer=head_opt)
+    train_classifier(ctx, clf, data, stage=f"{prefix}frozen", epochs=epochs_frozen, optimizer=head_opt, **kw)
     out = {f"{prefix}acc_frozen": accuracy(clf, *data.test)}
     clf.freeze_encoder(False)
-    train_classifier(ctx, clf, data, stage=f"{prefix}finetune", epochs=epochs_tune, x=x, y=y,
-                     optimizer=adam(clf, p))
+    train_classifier(ctx, clf, data, stage=f"{prefix}finetune", epochs=epochs_tune, optimizer=adam(clf, p),
+                     **kw)
     out[f"{prefix}acc_finetuned"] = accuracy(clf, *data.test)
     rand = StackedClassifier(StackedEncoder(p["layers"])).to(ctx.device)
-    train_classifier(ctx, rand, data, stage=f"{prefix}random", epochs=epochs_frozen + epochs_tune, x=x, y=y,
-                     optimizer=adam(rand, p))
+    train_classifier(ctx, rand, data, stage=f"{prefix}random", epochs=epochs_frozen + epochs_tune,
+                     optimizer=adam(rand, p), **kw)
     out[f"{prefix}acc_random"] = accuracy(rand, *data.test)
     return out, clf
 
@@ -77,8 +82,9 @@ def run(ctx: RunContext) -> RunOutput:
     metrics, model = _conditions(ctx, aes, data, x, y, p["classifier_epochs"], p["finetune_epochs"], "")
     xf, yf = few_label_subset(ctx, x, y)
     few_epochs = p["few_label_epochs"]
+    # Smaller batches with few labels, so every condition still gets a few hundred optimizer steps.
     few, _ = _conditions(ctx, aes, data, xf, yf, max(1, few_epochs // 3), few_epochs - max(1, few_epochs // 3),
-                         "few_")
+                         "few_", batch_size=FEW_LABEL_BATCH)
     metrics.update(few)
     metrics.update({"params": count_params(model), "n_labels": len(y), "n_labels_few": len(yf),
                     "depth": len(p["layers"])})
