@@ -18,6 +18,12 @@ RES = CFG["results_dir"]
 PY = sys.executable
 
 
+wildcard_constraints:
+    family="|".join(CFG["families"]),
+    name="|".join(CFG.get("analyses", {})),
+    seed=r"\d+",
+
+
 localrules:
     all,
     fetch_data,

@@ -15,8 +15,6 @@ rule train:
         runtime=lambda wc: wf.resource(CFG, wc.family, "runtime", 60),
     log:
         "logs/runs/{family}/{variant}/seed{seed}.log",
-    wildcard_constraints:
-        seed=r"\d+",
     shell:
         "{PY} -m pipeline run {wildcards.family} {wildcards.variant} --seed {wildcards.seed}"
         " --threads {threads} --cfg {params.cfg:q} > {log} 2>&1"

@@ -40,3 +40,26 @@ def snakemake(workdir: Path, *args, timeout=900) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "snakemake"
     return subprocess.run([str(exe), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
                           cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_workflow(tmp_path_factory, data_dir) -> Path:
+    """The whole smoke workflow, run once per test session into a temporary work directory."""
+    work = tmp_path_factory.mktemp("smoke")
+    proc = snakemake(work, "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run: rule -> count ({} when nothing is to be done)."""
+    lines = (proc.stdout + proc.stderr).splitlines()
+    jobs: dict[str, int] = {}
+    if "Job stats:" not in lines:
+        return jobs
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs

@@ -8,7 +8,7 @@ import numpy as np
 from ..experiments.cnn import build
 from . import history
 from .autoencoder import load_model
-from .style import HALF, errorbar, plt, save
+from .style import HALF, errorbar, integer_x, label_points, log_x, plt, save
 
 MAIN = ("base", "one_conv", "three_conv", "batch_norm", "best_combo")
 
@@ -20,10 +20,8 @@ def best_variant(table) -> str:
 def figures(cfg: dict, runs, table, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(HALF, 2.5))
     errorbar(ax, table["params"], 100 * table["test_acc"], 100 * table["test_acc_std"], fmt="o", color="C0")
-    for _, row in table.iterrows():
-        ax.annotate(row["variant"], (row["params"], 100 * row["test_acc"]), fontsize=6.5,
-                    xytext=(3, 2), textcoords="offset points")
-    ax.set_xscale("log")
+    log_x(ax)
+    label_points(ax, list(table["params"]), list(100 * table["test_acc"]), list(table["variant"]))
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("test accuracy (%)")
     save(fig, out / "accuracy_vs_params.svg")
@@ -34,6 +32,7 @@ def figures(cfg: dict, runs, table, out: Path) -> None:
         h = history(cfg, "cnn", v, seed)
         ax.plot(h["epoch"], 100 * h["val_acc"], marker="o", label=v)
     ax.set_xlabel("epoch")
+    integer_x(ax)
     ax.set_ylabel("validation accuracy (%)")
     ax.legend(frameon=False, ncol=2)
     save(fig, out / "learning_curves.svg")

@@ -27,6 +27,7 @@ def figures(cfg: dict, runs, table, out: Path) -> None:
         lo = 100 * min(table[[prefix + k for k, _ in CONDITIONS]].min())
         ax.set_ylim(max(0, lo - 5), 100)
         ax.set_ylabel("test accuracy (%)")
-    axes[0].legend(frameon=False, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, frameon=False, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 1.08))
     fig.tight_layout()
     save(fig, out / "accuracy_by_condition.svg")

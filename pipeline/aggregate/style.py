@@ -35,3 +35,45 @@ def errorbar(ax, x, mean, std, **kw):
     import numpy as np
     std = np.nan_to_num(np.asarray(std, dtype=float), nan=0.0)
     return ax.errorbar(x, mean, yerr=std, capsize=2, **kw)
+
+
+def log_x(ax) -> None:
+    """Log x axis with labelled major ticks only (minor labels collide at these widths)."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def integer_x(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> None:
+    """Label scatter points, moving each label to the first nearby spot that overlaps no earlier label.
+
+    Deterministic and dependency-free; text extents are measured with the figure's renderer.
+    """
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    offsets = [(4, 2), (4, -9), (-4, 2), (-4, -9), (4, 9), (-4, 9), (4, -16), (-4, -16), (0, 14), (0, -20)]
+    order = sorted(range(len(labels)), key=lambda i: (xs[i], ys[i]))
+    for i in order:
+        best = None
+        for dx, dy in offsets:
+            ha = "left" if dx >= 0 else "right"
+            text = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points",
+                               fontsize=fontsize, ha=ha)
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(p) for p in placed):
+                best = box
+                break
+            text.remove()
+        if best is None:  # every spot is taken: keep the first, overlapping, rather than drop a label
+            text = ax.annotate(labels[i], (xs[i], ys[i]), xytext=offsets[0], textcoords="offset points",
+                               fontsize=fontsize)
+            best = text.get_window_extent(renderer)
+        placed.append(best)

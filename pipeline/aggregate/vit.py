@@ -9,16 +9,14 @@ import torch
 from ..experiments.vit import build
 from ..models.vit import cls_attention_map
 from .autoencoder import load_model, test_images
-from .style import HALF, errorbar, plt, save
+from .style import HALF, errorbar, label_points, log_x, plt, save
 
 
 def figures(cfg: dict, runs, table, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(HALF, 2.3))
     errorbar(ax, table["params"], 100 * table["test_acc"], 100 * table["test_acc_std"], fmt="o")
-    for _, row in table.iterrows():
-        ax.annotate(row["variant"], (row["params"], 100 * row["test_acc"]), fontsize=6.5,
-                    xytext=(3, 2), textcoords="offset points")
-    ax.set_xscale("log")
+    log_x(ax)
+    label_points(ax, list(table["params"]), list(100 * table["test_acc"]), list(table["variant"]))
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("test accuracy (%)")
     save(fig, out / "accuracy_vs_params.svg")

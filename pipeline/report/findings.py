@@ -27,7 +27,7 @@ def spread_clause(a: pd.Series, b: pd.Series, col: str, scale: float = 100, unit
     """Does |mean_a - mean_b| exceed the seed spread? Spread = the larger of the two std's (ddof=1)."""
     na, nb = int(a.get("n_seeds", 1)), int(b.get("n_seeds", 1))
     if min(na, nb) < 2:
-        return "single seed, so no spread estimate: treat small differences as unconfirmed"
+        return "single seed"
     spread = max(_std(a, col), _std(b, col))
     diff = abs(float(a[col]) - float(b[col]))
     verdict = "exceeds" if diff > 2 * spread else "does not exceed"

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..runinfo import ROOT, cpu_model, git_commit
+
 PACKAGES = ("torch", "weasyprint")
 
 
@@ -40,28 +41,6 @@ def collect(profile: str, results_dir: Path, repo_dir: Path | None = None) -> di
     }
 
 
-def git_commit(repo_dir: Path) -> str:
-    """Short hash, with "-dirty" when tracked files differ from it; "unknown" outside git."""
-    if shutil.which("git") is None:
-        return "unknown"
-    # Optional locks off: a report build must never take index.lock from under someone's git.
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    try:
-        head = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=20, env=env)
-        if head.returncode != 0 or not head.stdout.strip():
-            return "unknown"
-        status = subprocess.run(["git", "-C", str(repo_dir), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=60, env=env)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = head.stdout.strip()
-    if status.returncode != 0 or status.stdout.strip():
-        # An unreadable status is treated as dirty: claiming a clean tree must be earned.
-        commit += "-dirty"
-    return commit
-
-
 def format_duration(seconds: float) -> str:
     seconds = int(round(float(seconds)))
     if seconds < 60:
@@ -75,7 +54,7 @@ def format_duration(seconds: float) -> str:
 
 def this_machine() -> str:
     gpu = _cuda_name()
-    cpu = _cpu_model()
+    cpu = cpu_model()
     return f"{gpu} ({cpu})" if gpu else cpu
 
 
@@ -123,16 +102,6 @@ def _cuda_name() -> str | None:
         except (OSError, subprocess.SubprocessError):
             pass
     return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return " ".join(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _version(name: str) -> str:

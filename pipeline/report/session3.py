@@ -34,21 +34,22 @@ def stacked(t: pd.DataFrame) -> dict:
         f"{pct(t['acc_finetuned'].mean())} on average over architectures "
         f"({pp(t['acc_finetuned'].mean() - t['acc_frozen'].mean())}).",
     ]
-    gains = []
-    for _, r in t.iterrows():
-        a = pd.Series({"v": r["acc_finetuned"], "v_std": r["acc_finetuned_std"], "n_seeds": r["n_seeds"]})
-        b = pd.Series({"v": r["acc_random"], "v_std": r["acc_random_std"], "n_seeds": r["n_seeds"]})
-        fa = pd.Series({"v": r["few_acc_finetuned"], "v_std": r["few_acc_finetuned_std"], "n_seeds": r["n_seeds"]})
-        fb = pd.Series({"v": r["few_acc_random"], "v_std": r["few_acc_random_std"], "n_seeds": r["n_seeds"]})
-        gains.append({"arch": r["arch"], "all": pp(r["acc_finetuned"] - r["acc_random"]),
-                      "all_spread": spread_clause(a, b, "v"),
-                      "few": pp(r["few_acc_finetuned"] - r["few_acc_random"]),
-                      "few_spread": spread_clause(fa, fb, "v")})
+    def gain(r, prefix):
+        a = pd.Series({"v": r[f"{prefix}acc_finetuned"], "v_std": r[f"{prefix}acc_finetuned_std"],
+                       "n_seeds": r["n_seeds"]})
+        b = pd.Series({"v": r[f"{prefix}acc_random"], "v_std": r[f"{prefix}acc_random_std"], "n_seeds": r["n_seeds"]})
+        text = pp(a["v"] - b["v"])
+        if int(r["n_seeds"]) > 1:
+            text += " (" + spread_clause(a, b, "v").split(" (")[0].replace("the difference ", "") + ")"
+        return text
+
     findings.append(
-        f"Layer-wise pretraining vs random initialisation with the same supervised budget: with all "
-        f"{int(t['n_labels'].iloc[0]):,} labels the gain is {pp(t['pretrain_gain'].mean())} on average; with "
-        f"{n_few:,} labels it is {pp(t['few_pretrain_gain'].mean())}.")
-    return {"table": t, "findings": findings, "gains": gains, "seeds": seeds_note(t), "n_few": n_few,
+        f"Layer-wise pretraining vs random initialisation with the same supervised budget (fine-tuned minus random): "
+        f"with all {int(t['n_labels'].iloc[0]):,} labels "
+        + "; ".join(f"{r['arch']}: {gain(r, '')}" for _, r in t.iterrows())
+        + f". With {n_few:,} labels "
+        + "; ".join(f"{r['arch']}: {gain(r, 'few_')}" for _, r in t.iterrows()) + ".")
+    return {"table": t, "findings": findings, "seeds": seeds_note(t), "n_few": n_few,
             "best": top}
 
 
@@ -124,7 +125,7 @@ def context(cfg: dict, results: Path) -> dict:
         "ae": autoencoder(_table(results, "autoencoder")),
         "conv": conv,
         "att": att,
-        "pct": pct, "pp": pp, "mean_std": mean_std,
+        "pct": pct, "pp": pp, "mean_std": mean_std, "plural": plural,
         "params": {f: family_params(cfg, f) for f in ("autoencoder", "stacked", "cnn", "vit")},
     }
     ctx["tables"] = display_tables(ctx, cfg)
@@ -132,6 +133,10 @@ def context(cfg: dict, results: Path) -> dict:
     ctx["row_sum_dev"] = max(abs(v - 1) for v in att["row_sums_A"])
     ctx["raw"] = {f: _table(results, f) for f in ("stacked", "cnn", "vit", "autoencoder")}
     return ctx
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _fmt_int(x) -> str:
