@@ -192,3 +192,23 @@ def test_fixture_workflow_runs_through_slurm(slurm_cluster, tmp_path):
         assert job["MinMemoryNode"] == "300M", job
         assert job["TimeLimit"] == "00:05:00", job
     assert slurm_cluster.scontrol_job(summary_id)["MinMemoryNode"] == "200M"
+
+
+def test_smoke_profile_runs_through_slurm(slurm_cluster, tmp_path):
+    """The real Snakefile, smoke profile, one family end to end: each run is its own SLURM job."""
+    workdir = tmp_path / "smoke"
+    workdir.mkdir()
+    data = REPO / "data"
+    args = ["-s", str(REPO / "Snakefile"), "--config", "profile=smoke", f"data_dir={data}",
+            "results/tables/autoencoder.csv"]
+    result = run_snakemake_on_slurm(workdir, args, slurm_cluster.env, timeout=600)
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", result.stdout)
+    import yaml
+    variants = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["families"]["autoencoder"]["variants"]
+    assert len(submitted) == len(variants), result.stdout[-3000:]
+    for variant in variants:
+        assert (workdir / "results" / "runs" / "autoencoder" / variant / "seed0" / "metrics.json").is_file()
+    assert (workdir / "results" / "tables" / "autoencoder.csv").is_file()
+    for job_id in submitted:
+        job = slurm_cluster.scontrol_job(job_id)
+        assert job["JobState"] == "COMPLETED" and job["NumCPUs"] == "1", job

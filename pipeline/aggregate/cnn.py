@@ -8,7 +8,7 @@ import numpy as np
 from ..experiments.cnn import build
 from . import history
 from .autoencoder import load_model
-from .style import HALF, errorbar, integer_x, label_points, log_x, plt, save
+from .style import HALF, accuracy_vs_params, integer_x, plt, save
 
 MAIN = ("base", "one_conv", "three_conv", "batch_norm", "best_combo")
 
@@ -18,13 +18,7 @@ def best_variant(table) -> str:
 
 
 def figures(cfg: dict, runs, table, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(HALF, 2.5))
-    errorbar(ax, table["params"], 100 * table["test_acc"], 100 * table["test_acc_std"], fmt="o", color="C0")
-    log_x(ax)
-    label_points(ax, list(table["params"]), list(100 * table["test_acc"]), list(table["variant"]))
-    ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    save(fig, out / "accuracy_vs_params.svg")
+    accuracy_vs_params(table, out / "accuracy_vs_params.svg", height=2.5)
 
     fig, ax = plt.subplots(figsize=(HALF, 2.3))
     for v in [v for v in MAIN if v in set(table["variant"])]:

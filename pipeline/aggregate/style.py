@@ -77,3 +77,14 @@ def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> None:
                                fontsize=fontsize)
             best = text.get_window_extent(renderer)
         placed.append(best)
+
+
+def accuracy_vs_params(table, path: Path, height: float) -> Path:
+    """Test accuracy (mean, seed spread as error bars) against parameter count, every variant labelled."""
+    fig, ax = plt.subplots(figsize=(HALF, height))
+    errorbar(ax, table["params"], 100 * table["test_acc"], 100 * table["test_acc_std"], fmt="o", color="C0")
+    log_x(ax)
+    label_points(ax, list(table["params"]), list(100 * table["test_acc"]), list(table["variant"]))
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    return save(fig, path)

@@ -9,17 +9,11 @@ import torch
 from ..experiments.vit import build
 from ..models.vit import cls_attention_map
 from .autoencoder import load_model, test_images
-from .style import HALF, errorbar, label_points, log_x, plt, save
+from .style import HALF, accuracy_vs_params, plt, save
 
 
 def figures(cfg: dict, runs, table, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(HALF, 2.3))
-    errorbar(ax, table["params"], 100 * table["test_acc"], 100 * table["test_acc_std"], fmt="o")
-    log_x(ax)
-    label_points(ax, list(table["params"]), list(100 * table["test_acc"]), list(table["variant"]))
-    ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    save(fig, out / "accuracy_vs_params.svg")
+    accuracy_vs_params(table, out / "accuracy_vs_params.svg", height=2.3)
 
     fig, ax = plt.subplots(figsize=(HALF, 2.0))
     order = table.sort_values("params")
