@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from ..models.stacked import DenseAE, StackedClassifier, StackedEncoder
 from ..run import RunOutput
 from ..train import RunContext, batch_indices, epoch_seed, fit, images_to_float
-from .common import accuracy, adam, count_params, load_splits, train_classifier
+from .common import accuracy, adam, count_params, load_splits, one_cycle, train_classifier
 
 
 FEW_LABEL_BATCH = 32
@@ -20,6 +20,13 @@ FEW_LABEL_BATCH = 32
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
     return images_to_float(x).flatten(1)
+
+
+def corrupt(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Masking noise (denoising autoencoders): zero a random fraction of the inputs; the target stays clean."""
+    if fraction <= 0:
+        return x
+    return x * (torch.rand_like(x) >= fraction)
 
 
 def pretrain(ctx: RunContext, x_train: torch.Tensor) -> list[DenseAE]:
@@ -39,7 +46,7 @@ def pretrain(ctx: RunContext, x_train: torch.Tensor) -> list[DenseAE]:
                 yield _flat(source[idx]) if source.dtype == torch.uint8 else source[idx]
 
         fit(ae, adam(ae, p), ctx=ctx, epochs=p["pretrain_epochs"], batches=batches, stage=stage,
-            loss_fn=lambda m, xb: F.mse_loss(m(xb), xb))
+            loss_fn=lambda m, xb: F.mse_loss(m(corrupt(xb, p.get("noise", 0.0))), xb))
         with torch.inference_mode():
             parts = [ae.encode(_flat(c) if c.dtype == torch.uint8 else c) for c in source.split(4096)]
             codes = torch.cat(parts).clone()
@@ -59,17 +66,27 @@ def _conditions(ctx: RunContext, aes, data, x, y, epochs_frozen: int, epochs_tun
     """frozen -> fine-tuned (continuing from frozen) and random init with the same supervised epochs."""
     p = ctx.params
     kw = {"x": x, "y": y, "batch_size": batch_size}
-    clf = StackedClassifier(StackedEncoder(p["layers"]).load_pretrained(aes)).to(ctx.device).freeze_encoder(True)
+    drop = p.get("dropout", 0.0)
+
+    def optimizer(model, epochs):
+        """Adam, with the family's schedule; fine-tuning and random init always get the same one."""
+        if p.get("schedule", "constant") == "constant":
+            return {"optimizer": adam(model, p)}
+        opt, sched = one_cycle(model, {**p, "epochs": epochs, "batch_size": batch_size or p["batch_size"]}, len(x))
+        return {"optimizer": opt, "scheduler": sched}
+
+    clf = StackedClassifier(StackedEncoder(p["layers"], dropout=drop).load_pretrained(aes)).to(ctx.device)
+    clf.freeze_encoder(True)
     head_opt = torch.optim.Adam(clf.head.parameters(), lr=p["lr"])
     train_classifier(ctx, clf, data, stage=f"{prefix}frozen", epochs=epochs_frozen, optimizer=head_opt, **kw)
     out = {f"{prefix}acc_frozen": accuracy(clf, *data.test)}
     clf.freeze_encoder(False)
-    train_classifier(ctx, clf, data, stage=f"{prefix}finetune", epochs=epochs_tune, optimizer=adam(clf, p),
+    train_classifier(ctx, clf, data, stage=f"{prefix}finetune", epochs=epochs_tune, **optimizer(clf, epochs_tune),
                      **kw)
     out[f"{prefix}acc_finetuned"] = accuracy(clf, *data.test)
-    rand = StackedClassifier(StackedEncoder(p["layers"])).to(ctx.device)
+    rand = StackedClassifier(StackedEncoder(p["layers"], dropout=drop)).to(ctx.device)
     train_classifier(ctx, rand, data, stage=f"{prefix}random", epochs=epochs_frozen + epochs_tune,
-                     optimizer=adam(rand, p), **kw)
+                     **optimizer(rand, epochs_frozen + epochs_tune), **kw)
     out[f"{prefix}acc_random"] = accuracy(rand, *data.test)
     return out, clf
 

@@ -41,7 +41,7 @@ class DenseAE(nn.Module):
 class StackedEncoder(nn.Module):
     """Linear+ReLU layers in_dim -> layers[0] -> ... -> layers[-1]."""
 
-    def __init__(self, layers: Sequence[int], in_dim: int = 784):
+    def __init__(self, layers: Sequence[int], in_dim: int = 784, dropout: float = 0.0):
         super().__init__()
         if not layers:
             raise ValueError("StackedEncoder needs at least one layer")
@@ -49,7 +49,9 @@ class StackedEncoder(nn.Module):
         self.dims = [in_dim, *layers]
         self.out_dim = self.dims[-1]
         self.layers = nn.ModuleList(
-            nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in zip(self.dims[:-1], self.dims[1:])
+            # Dropout after each layer regularises supervised training; autoencoder weights load into [0] alike.
+            nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout))
+            for a, b in zip(self.dims[:-1], self.dims[1:])
         )
 
     @torch.no_grad()
