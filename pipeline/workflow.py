@@ -24,9 +24,18 @@ FAMILY_CODE = {
     "stacked": ["pipeline/models/stacked.py"],
     "cnn": ["pipeline/models/cnn.py"],
     "vit": ["pipeline/models/vit.py"],
-    "lr_study": ["pipeline/models/cnn.py"],
+    "lr_study": ["pipeline/models/reference_cnn.py"],
     "g2p": ["pipeline/models/seq2seq.py", "pipeline/data/cmudict.py", "pipeline/analysis/metrics.py"],
 }
+
+
+REPORT_CODE = ["pipeline/report/render.py", "pipeline/report/fit.py", "pipeline/report/findings.py",
+               "pipeline/report/build.py"]
+AGGREGATE_CODE = ["pipeline/aggregate/__init__.py", "pipeline/aggregate/style.py"]
+
+
+def aggregate_code(family: str) -> list[str]:
+    return [str(ROOT / f) for f in AGGREGATE_CODE + [f"pipeline/aggregate/{family}.py"]]
 
 
 def scalars(cfg: dict) -> dict:
@@ -90,6 +99,7 @@ def report_inputs(cfg: dict, name: str) -> list[str]:
     res = cfg["results_dir"]
     files = [f"{res}/{need}" for need in assignment_spec(name).get("needs", [])]
     files += [str(p) for p in sorted((ROOT / "templates" / name).glob("*")) if p.is_file()]
+    files += [str(ROOT / f) for f in REPORT_CODE + [f"pipeline/report/{name}.py"]]
     files += [str(p) for p in sorted((ROOT / "templates" / "_base").glob("*")) if p.is_file()]
     return files
 

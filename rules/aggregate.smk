@@ -1,7 +1,7 @@
 rule aggregate:
     input:
         runs=lambda wc: wf.run_files(CFG, wc.family),
-        code=lambda wc: wf.abspath(f"pipeline/aggregate/{wc.family}.py"),
+        code=lambda wc: wf.aggregate_code(wc.family),
     output:
         table=f"{RES}/tables/{{family}}.csv",
         figures=directory(f"{RES}/figures/{{family}}"),

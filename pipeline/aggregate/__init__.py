@@ -24,6 +24,9 @@ def load_runs(cfg: dict, family: str) -> pd.DataFrame:
             row = {"variant": variant, "seed": seed}
             row.update({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
             row["seconds_per_epoch"] = float(history["seconds"].mean()) if len(history) else np.nan
+            extras = folder / "extras.json"
+            if extras.exists():  # wall-clock measurements a run keeps out of its (deterministic) metrics.json
+                row.update(json.loads(extras.read_text()).get("timing", {}))
             row["wall_seconds"] = info["wall_seconds"]
             row["params_json"] = json.dumps(info["params"], sort_keys=True)
             rows.append(row)

@@ -1,0 +1,320 @@
+"""Context of the hw2 report (convolution as a matrix, learning-rate study, G2P): every number and finding is read
+or derived from results/; the only typed-in numbers are the published reference figures below, kept here as data.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..aggregate.lr_study import rate_label
+from ..experiments import g2p as g2p_exp
+from ..models.reference_cnn import ReferenceCNN
+
+from .findings import best, compare, mean_std, pct, pp, seeds_note
+
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST"}
+
+# The reference report's CNN test accuracies per learning rate (Kuzushiji-MNIST, same architecture).
+LR_REFERENCE = {"dataset": "kmnist", "test_acc": {1e-5: 0.894, 5e-4: 0.957, 1e-2: 0.100}}
+# Published word error rates on the standard CMUdict train/test split.
+G2P_REFERENCE = [
+    {"model": "LSTM encoder-decoder, no attention", "wer": 0.286, "variant": "no_attention"},
+    {"model": "LSTM encoder-decoder with attention", "wer": 0.217, "variant": "attention"},
+    {"model": "Transformer", "wer": 0.221, "variant": None},
+]
+VARIANT_NAMES = {"attention": "with attention", "no_attention": "without attention"}
+POOL = ReferenceCNN().pool.kernel_size
+N_CLASSES = ReferenceCNN().fc3.out_features
+# A classifier at or below this test accuracy has learned (nearly) nothing: chance is 1 / N_CLASSES.
+CHANCE_MARGIN = 0.15
+# Float64 results this close count as equal (rounding, not a different formula).
+EXACT = 1e-9
+# A first-layer map active on fewer pixels than this is called weak.
+WEAK_MAP = 0.02
+# A last-epoch validation gain above this (fraction) counts as "still improving".
+STILL_IMPROVING = 0.002
+
+
+def _table(results: Path, family: str) -> pd.DataFrame:
+    return pd.read_csv(results / "tables" / f"{family}.csv")
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _row(t: pd.DataFrame, variant: str) -> pd.Series:
+    return t.loc[t["variant"] == variant].iloc[0]
+
+
+def _int(x) -> str:
+    return f"{int(x):,}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+# ---------------------------------------------------------------------------------------------------- question 1
+
+def question1(conv: dict) -> dict:
+    ex = conv["example"]
+    grid = pd.DataFrame(conv["param_counts"]["grid"])
+    shown = pd.DataFrame({
+        "Image H×W": [f"{h}×{w}" for h, w in zip(grid["H"], grid["W"])],
+        "Kernel M×N": [f"{m}×{n}" for m, n in zip(grid["M"], grid["N"])],
+        "H′×W′": [f"{h - m + 1}×{w - n + 1}" for h, w, m, n in zip(grid["H"], grid["W"], grid["M"], grid["N"])],
+        "Pooled P": grid["pooled"].map(_int),
+        "Conv: formula": grid["conv_closed"].map(_int), "Conv: numel": grid["conv_numel"].map(_int),
+        "FC: formula": grid["fc_closed"].map(_int), "FC: numel": grid["fc_numel"].map(_int),
+        "FC / conv": (grid["fc_numel"] / grid["conv_numel"]).map(lambda v: f"{v:,.0f}×"),
+    })
+    cases = conv["conv_vs_torch"]["cases"]
+    n_out = int(grid["n_out"].iloc[0])
+    ratio = grid["fc_numel"] / grid["conv_numel"]
+    matches = ex["matrix_times_vec_x"] == ex["torch_conv2d"]
+    sides = [d for c in cases for d in (c["H"], c["W"])]
+    diff = conv["conv_vs_torch"]["max_abs_diff"]
+    verdict = "equals" if diff < EXACT else "DIFFERS from"
+    findings = [
+        f"K vec(x) {verdict} <code>F.conv2d</code> on {len(cases)} random cases (images {min(sides)}–{max(sides)} "
+        f"pixels a side, every kernel size up to the image): largest absolute difference {diff:.1e}.",
+        ("The closed forms equal the modules' <code>numel()</code> sums in all " if conv["param_counts"]["all_equal"]
+         else "The closed forms DISAGREE with <code>numel()</code> in some of the ")
+        + f"{len(grid)} configurations; replacing the convolution by a fully connected layer multiplies the "
+        f"parameter count by {ratio.min():,.0f}× to {ratio.max():,.0f}×.",
+    ]
+    att = conv["attention"]
+    return {"ex": ex, "matches": matches, "grid": shown, "n_out": n_out, "findings": findings, "att": att,
+            "ex_h": len(ex["x"]), "ex_w": len(ex["x"][0]), "ex_m": len(ex["w"]), "ex_n": len(ex["w"][0])}
+
+
+# ---------------------------------------------------------------------------------------------------- question 2
+
+def _behaviour(r: pd.Series) -> str:
+    """One clause on how a rate trained, from the curve summaries in the table."""
+    name = f"Rate {rate_label(r['lr'])}"
+    if r["test_acc"] <= CHANCE_MARGIN:
+        return (f"{name} does not learn: test accuracy {pct(r['test_acc'])} (chance is {pct(1 / N_CLASSES)}), "
+                f"training loss {r['first_train_loss']:.3f} in the first epoch and {r['final_train_loss']:.3f} in the "
+                f"last (ln {N_CLASSES} = {math.log(N_CLASSES):.3f} is the loss of a uniform guess)")
+    epochs = int(r["epochs_run"])
+    if r["last_epoch_val_gain"] > STILL_IMPROVING:
+        return (f"{name} is still improving after {plural(epochs, 'epoch')} (validation accuracy "
+                f"{pp(r['last_epoch_val_gain'])} in the last epoch; training loss {r['final_train_loss']:.3f})")
+    return (f"{name} has levelled off: best validation accuracy {pct(r['best_val_acc'])} at epoch "
+            f"{r['best_epoch']:.0f} of {epochs}, {pp(r['last_epoch_val_gain'])} in the last epoch "
+            f"(training loss {r['final_train_loss']:.3f})")
+
+
+def describe_architecture(model: torch.nn.Module) -> str:
+    """The layer sequence of the reference network, read from the module itself so the text cannot drift."""
+    parts = []
+    for mod in model.children():
+        if isinstance(mod, nn.Conv2d):
+            pad = f", padding {mod.padding[0]}" if mod.padding[0] else ", no padding"
+            parts.append(f"conv {mod.in_channels}\u2192{mod.out_channels} "
+                         f"({mod.kernel_size[0]}\u00d7{mod.kernel_size[1]}{pad}) + ReLU + "
+                         f"{POOL}\u00d7{POOL} max-pool")
+        elif isinstance(mod, nn.Linear):
+            parts.append(f"fully connected {mod.in_features}\u2192{mod.out_features}")
+    # ReLU after every hidden fully connected layer; dropout after the first (see ReferenceCNN.forward).
+    fc = [i for i, p in enumerate(parts) if p.startswith("fully")]
+    for i in fc[:-1]:
+        parts[i] += " + ReLU"
+    parts[fc[0]] += f" + dropout {model.drop.p:g}"
+    return ", ".join(parts)
+
+
+def question2(t: pd.DataFrame, activations: dict, params: dict) -> dict:
+    t = t.sort_values("lr").reset_index(drop=True)
+    top = best(t, "val_acc")
+    others = [r for _, r in t.iterrows() if r["variant"] != top["variant"]]
+    findings = [
+        f"Best rate by validation accuracy: lr {rate_label(top['lr'])}, with test accuracy {pct(top['test_acc'])} "
+        f"(validation {pct(top['val_acc'])}, training subset {pct(top['train_acc'])}).",
+    ]
+    findings += [f"Against lr {rate_label(r['lr'])}: " + compare(top, r, "test_acc", f"lr {rate_label(top['lr'])}",
+                                                             f"lr {rate_label(r['lr'])}") + "." for r in others]
+    findings += [_behaviour(r) + "." for _, r in t.iterrows()]
+
+    ref = LR_REFERENCE["test_acc"]
+    ours_by_rate = {float(r["lr"]): float(r["test_acc"]) for _, r in t.iterrows()}
+    common = [lr for lr in sorted(ref) if any(math.isclose(lr, o) for o in ours_by_rate)]
+    ours = {lr: next(v for o, v in ours_by_rate.items() if math.isclose(lr, o)) for lr in common}
+    rank_ref = sorted(common, key=lambda lr: -ref[lr])
+    rank_ours = sorted(common, key=lambda lr: -ours[lr])
+    dataset = params["dataset"]
+    same = rank_ref == rank_ours
+    ranking = " > ".join(rate_label(lr) for lr in rank_ours)
+    ref_findings = []
+    if common:
+        largest = max(common)
+        fails = ours[largest] <= CHANCE_MARGIN
+        ref_fails = ref[largest] <= CHANCE_MARGIN
+        who = {(True, True): "both stay", (False, True): "only the reference stays",
+               (True, False): "only ours stays", (False, False): "neither stays"}[(fails, ref_fails)]
+        ref_findings.append(
+            (f"Same ranking of the rates as the reference ({ranking})" if same else
+             f"Different ranking: ours {ranking}, reference {' > '.join(rate_label(lr) for lr in rank_ref)}")
+            + f"; at the largest rate ({rate_label(largest)}) {who} at chance level. The datasets differ "
+            f"({DATASET_NAMES[dataset]} here, {DATASET_NAMES[LR_REFERENCE['dataset']]} in the reference), so the "
+            "comparison is qualitative: rankings and failures, not accuracy levels.")
+    ref_table = pd.DataFrame({
+        "Learning rate": [rate_label(lr) for lr in common],
+        f"Reference, {DATASET_NAMES[LR_REFERENCE['dataset']]} (%)": [f"{100 * ref[lr]:.1f}" for lr in common],
+        f"Ours, {DATASET_NAMES[dataset]} (%)": [f"{100 * ours[lr]:.2f}" for lr in common],
+    })
+
+    maps = activations["maps"]
+    dead = [m["map"] for m in maps if m["max"] <= 0]
+    weak = [m["map"] for m in maps if m["max"] > 0 and m["active_pixels"] < WEAK_MAP]
+    broad = max(maps, key=lambda m: m["active_pixels"])
+    act_findings = [
+        (f"{plural(len(dead), 'map')} ({', '.join(map(str, dead))}) {'is' if len(dead) == 1 else 'are'} zero "
+         "everywhere on this image (the ReLU cuts the whole response)" if dead else "Every map responds somewhere")
+        + (f"; {plural(len(weak), 'map')} ({', '.join(map(str, weak))}) fire on under {pct(WEAK_MAP, 0)} of the "
+           "pixels" if weak else "")
+        + f". Map {broad['map']} is the broadest, active on {pct(broad['active_pixels'], 1)} of the pixels "
+        f"(active: above {pct(activations['active_fraction_threshold'], 0)} of the strongest response).",
+    ]
+
+    display = pd.DataFrame({
+        "Learning rate": t["lr"].map(rate_label),
+        "Train loss, first → last epoch": [f"{r['first_train_loss']:.3f} → {r['final_train_loss']:.3f}"
+                                           for _, r in t.iterrows()],
+        "Best val. acc. (%) [epoch]": [f"{mean_std(r, 'best_val_acc')} [{r['best_epoch']:g}]"
+                                       for _, r in t.iterrows()],
+        "Val. acc. (%)": [mean_std(r, "val_acc") for _, r in t.iterrows()],
+        "Test acc. (%)": [mean_std(r, "test_acc") for _, r in t.iterrows()],
+        "Train acc. (%)": [mean_std(r, "train_acc") for _, r in t.iterrows()],
+        "s/epoch": t["seconds_per_epoch"].map(lambda s: f"{s:.1f}"),
+    })
+    return {"table": t, "display": display, "best": top, "findings": findings, "ref_findings": ref_findings,
+            "ref_table": ref_table, "act": activations, "architecture": describe_architecture(ReferenceCNN()),
+            "best_rate": rate_label(top["lr"]), "act_findings": act_findings, "seeds": seeds_note(t),
+            "dataset": DATASET_NAMES[dataset], "ref_dataset": DATASET_NAMES[LR_REFERENCE["dataset"]],
+            "params": params, "n_params": int(t["params"].iloc[0]), "n_train": int(t["n_train"].iloc[0]),
+            "n_eval": int(t["n_val"].iloc[0]), "n_test": int(t["n_test"].iloc[0])}
+
+
+# ---------------------------------------------------------------------------------------------------- question 3
+
+def _beams(t: pd.DataFrame) -> list[int]:
+    return sorted(int(c.removeprefix("test_wer_beam")) for c in t.columns
+                  if c.startswith("test_wer_beam") and not c.endswith("_std"))
+
+
+def _as_row(r: pd.Series, col: str, new: str) -> pd.Series:
+    """A row with `col` renamed, so findings.compare can set two columns of one variant against each other."""
+    return pd.Series({new: r[col], f"{new}_std": r.get(f"{col}_std", float("nan")), "n_seeds": r["n_seeds"]})
+
+
+def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
+    beams = _beams(t)
+    variants = list(t["variant"])
+    name = {v: VARIANT_NAMES.get(v, v) for v in variants}
+    decodings = [("greedy", "greedy")] + [(f"beam{k}", f"beam {k}") for k in beams]
+
+    # One row per model and measure, one column per decoding: stays narrow however many beams are run.
+    rows = []
+    for v in variants:
+        r = _row(t, v)
+        for label, fmt in (("WER (%)", lambda key: mean_std(r, f"test_wer_{key}")),
+                           ("PER (%)", lambda key: mean_std(r, f"test_per_{key}")),
+                           ("decoding time (s)", lambda key: f"{r[f'test_seconds_{key}']:.1f}")):
+            rows.append({"Model": name[v], "Measure": label, **{col: fmt(key) for key, col in decodings}})
+    display = pd.DataFrame(rows)
+
+    findings = []
+    if {"attention", "no_attention"} <= set(variants):
+        a, b = _row(t, "attention"), _row(t, "no_attention")
+        findings.append("Attention, greedy test WER: " + compare(a, b, "test_wer_greedy", "with", "without")
+                        + "; PER: " + compare(a, b, "test_per_greedy", "with", "without") + ".")
+    for v in variants if beams else []:
+        r = _row(t, v)
+        if 1 in beams:
+            same = (r["test_wer_beam1"] == r["test_wer_greedy"]) and (r["test_per_beam1"] == r["test_per_greedy"])
+            check = ("beam 1 reproduces greedy exactly" if same else
+                     "beam 1 DIFFERS from greedy (it should not)")
+        else:
+            check = "beam 1 not run"
+        widest = max(beams)
+        top_k = min(beams, key=lambda k: (r[f"test_wer_beam{k}"], k))
+        gain = compare(_as_row(r, f"test_wer_beam{widest}", "wer"), _as_row(r, "test_wer_greedy", "wer"), "wer",
+                       f"beam {widest}", "greedy")
+        lowest = (f"the lowest WER is at beam {top_k} ({pct(r[f'test_wer_beam{top_k}'])})"
+                  if r[f"test_wer_beam{top_k}"] < r["test_wer_greedy"] else "no beam size beats greedy")
+        cost = r[f"test_seconds_beam{widest}"] / max(r["test_seconds_greedy"], 1e-9)
+        findings.append(f"{name[v].capitalize()}: {check}; test WER {gain}; {lowest}; "
+                        f"beam {widest} takes {cost:.1f}× the greedy decoding time.")
+    for v in variants:
+        r = _row(t, v)
+        if int(r["epochs_run"]) > 1:
+            trend = ("still falling" if r["last_epoch_val_wer_change"] < -STILL_IMPROVING else "flat")
+            findings.append(f"{name[v].capitalize()}: validation WER {pct(r['first_val_wer'])} after epoch 1, "
+                            f"{pct(r['val_wer'])} after epoch {r['epochs_run']:.0f}, {trend} at the end "
+                            f"({pp(r['last_epoch_val_wer_change'])} in the last epoch).")
+
+    ref_rows = []
+    for ref in G2P_REFERENCE:
+        ours = _row(t, ref["variant"]) if ref["variant"] in variants else None
+        ref_rows.append({"Model": ref["model"], "Published WER (%)": f"{100 * ref['wer']:.1f}",
+                         "Ours, greedy (%)": f"{100 * ours['test_wer_greedy']:.2f}" if ours is not None else "\u2014"})
+    ref_table = pd.DataFrame(ref_rows)
+    ref_findings = []
+    if "attention" in variants and "no_attention" in variants:
+        pub = {r["variant"]: r["wer"] for r in G2P_REFERENCE if r["variant"]}
+        gap = _row(t, "attention")["test_wer_greedy"] - _row(t, "no_attention")["test_wer_greedy"]
+        pub_gap = pub["attention"] - pub["no_attention"]
+        direction = ("the same direction" if gap * pub_gap > 0 else "no change here" if gap == 0
+                     else "the opposite direction")
+        ref_findings.append(
+            f"Attention changes the greedy test WER by {pp(gap)} here and by {pp(pub_gap)} in the published "
+            f"results ({direction}). Our split is "
+            "different (by word hash, stress removed, any listed pronunciation accepted), so the levels are not "
+            "directly comparable.")
+
+    first = t.iloc[0]
+    ex_variant = examples.get("attention_variant")
+    by_variant = examples.get("by_variant", {})
+    ex_rows = []
+    base = by_variant.get(ex_variant) or (by_variant.get(variants[0]) if variants else []) or []
+    for i, e in enumerate(base):
+        row = {"Word": e["word"], "Reference(s)": " | ".join(e["references"])}
+        for v in variants:
+            other = by_variant.get(v) or []
+            if i < len(other):
+                row[f"Greedy, {name[v]}"] = other[i]["greedy"]
+                row[f"Beam {max(beams)}, {name[v]}"] = other[i]["beams"].get(str(max(beams)), "")
+        ex_rows.append(row)
+    return {"table": t, "display": display, "findings": findings, "ref_table": ref_table,
+            "ref_findings": ref_findings, "examples": pd.DataFrame(ex_rows), "beams": beams,
+            "n_train_words": int(first["n_train_words"]), "n_train_pairs": int(first["n_train_pairs"]),
+            "n_val_words": int(first["n_val_words"]), "n_test_words": int(first["n_test_words"]),
+            "n_graphemes": int(first["n_graphemes"]), "n_phonemes": int(first["n_phonemes"]),
+            "params": params, "n_params": {v: int(_row(t, v)["params"]) for v in variants}, "names": name,
+            "seeds": seeds_note(t), "has_attention_figure": ex_variant is not None,
+            "anneal_start": pct(g2p_exp.ANNEAL_START, 0), "anneal_floor": pct(g2p_exp.ANNEAL_FLOOR, 0)}
+
+
+def context(cfg: dict, results: Path) -> dict:
+    results = Path(results)
+    lr_params = dict(cfg["families"]["lr_study"].get("defaults", {}))
+    g2p_params = dict(cfg["families"]["g2p"].get("defaults", {}))
+    conv = _json(results / "analysis" / "conv_matrix.json")
+    ctx = {
+        "profile": cfg["profile"],
+        "q1": question1(conv),
+        "q2": question2(_table(results, "lr_study"), _json(results / "figures" / "lr_study" / "activations.json"),
+                        lr_params),
+        "q3": question3(_table(results, "g2p"), _json(results / "figures" / "g2p" / "examples.json"), g2p_params),
+        "raw": {f: _table(results, f) for f in ("lr_study", "g2p")},
+        "plural": plural, "pct": pct,
+    }
+    return ctx
