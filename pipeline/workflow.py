@@ -50,7 +50,21 @@ def run_slice(cfg: dict, family: str, variant: str) -> str:
     return json.dumps(part, sort_keys=True)
 
 
-def full_json(cfg: dict) -> str:
+def family_slice(cfg: dict, family: str) -> str:
+    """What an aggregate depends on: the shared settings and this family (its variants and seeds) only."""
+    part = {**scalars(cfg), "seeds": cfg["seeds"], "families": {family: cfg["families"][family]}}
+    return json.dumps(part, sort_keys=True)
+
+
+def assignment_slice(cfg: dict, name: str) -> str:
+    """What a report depends on: the shared settings and its own families, not the other assignment's."""
+    part = {**scalars(cfg), "seeds": cfg["seeds"],
+            "families": {f: spec for f, spec in cfg["families"].items() if spec["assignment"] == name},
+            "analyses": {a: n for a, n in cfg.get("analyses", {}).items() if n == name}}
+    return json.dumps(part, sort_keys=True)
+
+
+def to_json(cfg: dict) -> str:
     return json.dumps(cfg, sort_keys=True)
 
 

@@ -6,7 +6,7 @@ rule aggregate:
         table=f"{RES}/tables/{{family}}.csv",
         figures=directory(f"{RES}/figures/{{family}}"),
     params:
-        cfg=lambda wc: wf.full_json(CFG),
+        cfg=lambda wc: wf.family_slice(CFG, wc.family),
     log:
         "logs/aggregate/{family}.log",
     shell:

@@ -8,7 +8,7 @@ rule report:
         html=f"{CFG['reports_dir']}/{{assignment}}.html",
         appendix=f"{CFG['reports_dir']}/{{assignment}}-appendix.pdf",
     params:
-        cfg=lambda wc: wf.full_json(CFG),
+        cfg=lambda wc: wf.assignment_slice(CFG, wc.assignment),
     log:
         "logs/report/{assignment}.log",
     shell:

@@ -27,7 +27,7 @@ rule analyze:
         json=f"{RES}/analysis/{{name}}.json",
         figures=directory(f"{RES}/figures/{{name}}"),
     params:
-        cfg=lambda wc: wf.full_json(wf.scalars(CFG)),
+        cfg=lambda wc: wf.to_json(wf.scalars(CFG)),
     log:
         "logs/analysis/{name}.log",
     shell:

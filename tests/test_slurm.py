@@ -199,8 +199,9 @@ def test_smoke_profile_runs_through_slurm(slurm_cluster, tmp_path):
     workdir = tmp_path / "smoke"
     workdir.mkdir()
     data = REPO / "data"
-    args = ["-s", str(REPO / "Snakefile"), "--config", "profile=smoke", f"data_dir={data}",
-            "results/tables/autoencoder.csv"]
+    # The target goes before --config, which takes every following word as a key=value pair.
+    args = ["-s", str(REPO / "Snakefile"), "results/tables/autoencoder.csv", "--config", "profile=smoke",
+            f"data_dir={data}"]
     result = run_snakemake_on_slurm(workdir, args, slurm_cluster.env, timeout=600)
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", result.stdout)
     import yaml

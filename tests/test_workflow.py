@@ -47,15 +47,19 @@ def test_changing_one_variant_reruns_only_that_variant(smoke_workflow, tmp_path)
 
 
 def test_template_change_rerenders_without_retraining(smoke_workflow):
+    # Snakemake compares checksums: a touch alone changes nothing, an edit re-renders that report only.
     template = ROOT / "templates" / "session3" / "style.css"
-    later = time.time() + 5
-    before = template.stat()
+    original, stat = template.read_text(), template.stat()
     try:
-        os.utime(template, (later, later))
+        os.utime(template, (time.time() + 5, time.time() + 5))
+        assert planned_jobs(_dry(smoke_workflow)) == {}
+        template.write_text(original + "\n/* edited by a test */\n")
         proc = _dry(smoke_workflow)
         assert planned_jobs(proc) == {"report": 1, "all": 1}, proc.stdout[-2000:]
+        assert "reports/session3.pdf" in proc.stdout and "reports/hw2.pdf" not in proc.stdout
     finally:
-        os.utime(template, (before.st_atime, before.st_mtime))
+        template.write_text(original)
+        os.utime(template, (stat.st_atime, stat.st_mtime))
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
