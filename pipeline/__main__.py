@@ -92,10 +92,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("assignment")
     rep.set_defaults(fn=cmd_report)
 
+    from .bench import add_arguments as bench_arguments
     b = sub.add_parser("bench", parents=[common], help="measure throughput, workflow and report times")
-    b.add_argument("--default", action="store_true", help="also time the default profile's whole workflow")
-    b.add_argument("--out", type=Path, default=Path("results/bench/bench.json"))
-    b.set_defaults(fn=cmd_bench)
+    bench_arguments(b).set_defaults(fn=cmd_bench)
     return p
 
 

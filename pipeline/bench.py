@@ -836,10 +836,8 @@ def main(args) -> None:
     print(f"wrote {out}")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--profile", choices=cfglib.PROFILES, default=None)
-    p.add_argument("--configfile", action="append", type=Path)
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options shared by `python -m pipeline bench` and `python -m pipeline.bench`."""
     p.add_argument("--default", action="store_true", help="also time the default profile's whole workflow")
     p.add_argument("--out", type=Path, default=Path("results/bench/bench.json"))
     p.add_argument("--quick", action="store_true", help="few steps, no workflow timings (what the test runs)")
@@ -848,6 +846,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="target seconds of one timed throughput measurement")
     p.add_argument("--threads", type=int, help="torch threads for throughput (default: the family's threads)")
     p.add_argument("--sub-repeats", type=int, help="repeats of subprocess timings (median reported)")
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--profile", choices=cfglib.PROFILES, default=None)
+    p.add_argument("--configfile", action="append", type=Path)
+    add_arguments(p)
     p.set_defaults(cfg=None)
     return p
 

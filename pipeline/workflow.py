@@ -53,7 +53,7 @@ def run_slice(cfg: dict, family: str, variant: str) -> str:
 def family_slice(cfg: dict, family: str) -> str:
     """What an aggregate depends on: the shared settings and this family (its variants and seeds) only."""
     part = {**scalars(cfg), "seeds": cfg["seeds"], "families": {family: cfg["families"][family]}}
-    return json.dumps(part, sort_keys=True)
+    return json.dumps(part)  # not sorted: variant order is the order tables and figures show
 
 
 def assignment_slice(cfg: dict, name: str) -> str:
@@ -61,7 +61,7 @@ def assignment_slice(cfg: dict, name: str) -> str:
     part = {**scalars(cfg), "seeds": cfg["seeds"],
             "families": {f: spec for f, spec in cfg["families"].items() if spec["assignment"] == name},
             "analyses": {a: n for a, n in cfg.get("analyses", {}).items() if n == name}}
-    return json.dumps(part, sort_keys=True)
+    return json.dumps(part)
 
 
 def to_json(cfg: dict) -> str:

@@ -56,7 +56,7 @@ def test_template_change_rerenders_without_retraining(smoke_workflow):
         template.write_text(original + "\n/* edited by a test */\n")
         proc = _dry(smoke_workflow)
         assert planned_jobs(proc) == {"report": 1, "all": 1}, proc.stdout[-2000:]
-        assert "reports/session3.pdf" in proc.stdout and "reports/hw2.pdf" not in proc.stdout
+        assert "output: reports/session3.pdf" in proc.stdout and "output: reports/hw2.pdf" not in proc.stdout
     finally:
         template.write_text(original)
         os.utime(template, (stat.st_atime, stat.st_mtime))

@@ -5,7 +5,7 @@ import importlib
 import json
 from pathlib import Path
 
-from ..config import ROOT
+from ..config import ROOT, families_of
 from .provenance import collect
 from .render import render_report
 
@@ -16,7 +16,7 @@ def build_report(cfg: dict, assignment: str) -> Path:
     builder = importlib.import_module(f"pipeline.report.{assignment}")
     context = builder.context(cfg, results)
     summary = render_report(adir, context, Path(cfg["reports_dir"]), assignment, base_url=results,
-                            provenance=collect(cfg["profile"], results))
+                            provenance=collect(cfg["profile"], results, families=families_of(cfg, assignment)))
     out = Path(cfg["reports_dir"]) / f"{assignment}.json"
     out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return Path(summary["pdf"])

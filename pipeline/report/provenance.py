@@ -17,14 +17,15 @@ from ..runinfo import ROOT, cpu_model, git_commit
 PACKAGES = ("torch", "weasyprint")
 
 
-def collect(profile: str, results_dir: Path, repo_dir: Path | None = None) -> dict:
+def collect(profile: str, results_dir: Path, repo_dir: Path | None = None,
+            families: list[str] | None = None) -> dict:
     """Provenance of the results under `results_dir`, as plain JSON-able values.
 
     Device and training time come from the run.json files the training runs wrote
     (results/runs/FAMILY/VARIANT/seedN/run.json), since the report may be rendered on another
     machine than the one that trained; without any, this machine is described instead.
     """
-    runs = _read_runs(Path(results_dir))
+    runs = _read_runs(Path(results_dir), families)
     seconds = sum(r["wall_seconds"] for r in runs if isinstance(r.get("wall_seconds"), (int, float)))
     devices = [str(r["device"]) for r in runs if r.get("device")]
     return {
@@ -58,9 +59,11 @@ def this_machine() -> str:
     return f"{gpu} ({cpu})" if gpu else cpu
 
 
-def _read_runs(results_dir: Path) -> list[dict]:
+def _read_runs(results_dir: Path, families: list[str] | None = None) -> list[dict]:
+    """run.json of every run, or of the given families' runs only (a report counts its own training)."""
     runs = []
-    for path in sorted((results_dir / "runs").rglob("run.json")):
+    roots = [results_dir / "runs" / f for f in families] if families is not None else [results_dir / "runs"]
+    for path in sorted(p for root in roots for p in root.rglob("run.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
