@@ -76,6 +76,6 @@ def aggregate_family(cfg: dict, family: str) -> Path:
     fig_dir.mkdir(parents=True, exist_ok=True)
     module.figures(cfg, runs, table, fig_dir)
     tmp = out.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False, float_format="%.6g")
+    table.to_csv(tmp, index=False, float_format="%.10g")  # enough digits for exact counts
     tmp.replace(out)
     return out
