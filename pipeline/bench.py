@@ -110,20 +110,6 @@ def _tail(text: str, n: int = 1500) -> str:
     return text[-n:]
 
 
-def _job_stats(text: str) -> dict[str, int]:
-    """Snakemake's 'Job stats' table: rule -> count ({} when nothing is to be done)."""
-    lines = text.splitlines()
-    if "Job stats:" not in lines:
-        return {}
-    jobs: dict[str, int] = {}
-    for line in lines[lines.index("Job stats:") + 3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
-
-
 _RULE_RE = re.compile(r"^(?:local)?rule (\w+):\s*$")
 _WILDCARDS_RE = re.compile(r"^\s+wildcards: (.*)$")
 
@@ -479,7 +465,7 @@ def bench_smoke_workflow(work: Path, data_dir: Path, profile: str = "smoke", tim
     res = _snakemake(work, "--cores", "2", "--config", f"profile={profile}", f"data_dir={data_dir}",
                      timeout=timeout)
     out = {"profile": profile, "cores": 2, "seconds": res["seconds"], "returncode": res["returncode"],
-           "jobs": _job_stats(res["output"])}
+           "jobs": wf.job_stats(res["output"])}
     if res["returncode"] != 0:
         out["error"] = _tail(res["output"])
     return out
@@ -513,7 +499,7 @@ def _time_dry_run(workdir: Path, config_args: list[str], extra: list[str], repea
     runs = [_snakemake(workdir, "-n", "--nolock", "--rerun-incomplete", "--cores", "2", "--config", *config_args,
                        *extra, timeout=900) for _ in range(repeats)]
     out = {"seconds": _median([r["seconds"] for r in runs]), "runs": [r["seconds"] for r in runs],
-           "planned_jobs": _job_stats(runs[-1]["output"])}
+           "planned_jobs": wf.job_stats(runs[-1]["output"])}
     if runs[-1]["returncode"] != 0:
         out["error"] = _tail(runs[-1]["output"])
     return out
@@ -558,7 +544,7 @@ def bench_incremental(work: Path, data_dir: Path, scratch: Path) -> dict:
     out = {
         "change": f"{family}/{variant}: {json.dumps(change)}",
         "seconds": res["seconds"], "returncode": res["returncode"],
-        "planned_jobs": _job_stats(plan["output"]), "jobs_run": ran, "expected_jobs": EXPECTED_JOBS,
+        "planned_jobs": wf.job_stats(plan["output"]), "jobs_run": ran, "expected_jobs": EXPECTED_JOBS,
         "only_expected": counts == EXPECTED_JOBS and all(f"variant={variant}" in j for j in trains),
         "catch_up": {"seconds": catch_up["seconds"], "jobs_run": _jobs_run(catch_up["output"])},
     }

@@ -133,3 +133,17 @@ def all_targets(cfg: dict) -> list[str]:
 
 def abspath(p: str | Path) -> str:
     return str((ROOT / p) if not Path(p).is_absolute() else p)
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table from its output: rule -> count ({} when nothing is to be done)."""
+    lines = text.splitlines()
+    if "Job stats:" not in lines:
+        return {}
+    jobs: dict[str, int] = {}
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs

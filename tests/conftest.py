@@ -52,14 +52,5 @@ def smoke_workflow(tmp_path_factory, data_dir) -> Path:
 
 
 def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """Parse the 'Job stats' table of a dry run: rule -> count ({} when nothing is to be done)."""
-    lines = (proc.stdout + proc.stderr).splitlines()
-    jobs: dict[str, int] = {}
-    if "Job stats:" not in lines:
-        return jobs
-    for line in lines[lines.index("Job stats:") + 3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
+    from pipeline.workflow import job_stats
+    return job_stats(proc.stdout + proc.stderr)

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from pipeline import bench
+from pipeline import workflow as wf
 
 from .conftest import ROOT
 
@@ -75,7 +76,7 @@ def test_job_log_parsing():
     text = ("Job stats:\njob      count\n-----  -----\ntrain      1\nreport     1\ntotal      2\n\n"
             "localrule train:\n    output: x\n    wildcards: family=cnn, variant=kernel5, seed=0\n"
             "    threads: 1\nlocalrule report:\n    wildcards: assignment=session3\nlocalrule all:\n    jobid: 0\n")
-    assert bench._job_stats(text) == {"train": 1, "report": 1}
+    assert wf.job_stats(text) == {"train": 1, "report": 1}
     assert bench._jobs_run(text) == ["train family=cnn, variant=kernel5, seed=0", "report assignment=session3",
                                      "all"]
-    assert bench._job_stats("Nothing to be done.") == {}
+    assert wf.job_stats("Nothing to be done.") == {}
