@@ -123,10 +123,6 @@ def report_outputs(cfg: dict, name: str) -> list[str]:
     return [f"{out}/{name}.pdf", f"{out}/{name}.html", f"{out}/{name}-appendix.pdf"]
 
 
-def datasets_used(cfg: dict) -> list[str]:
-    return sorted({f.get("defaults", {}).get("dataset") for f in cfg["families"].values()} - {None})
-
-
 def all_targets(cfg: dict) -> list[str]:
     return [t for a in assignments(cfg) for t in report_outputs(cfg, a)]
 

@@ -65,6 +65,15 @@ def history(cfg: dict, family: str, variant: str, seed: int) -> pd.DataFrame:
     return pd.read_csv(Path(cfg["results_dir"]) / "runs" / family / variant / f"seed{seed}" / "history.csv")
 
 
+def summarise_with_curves(cfg: dict, family: str, runs: pd.DataFrame, curve_summary) -> pd.DataFrame:
+    """summarise() after adding `curve_summary(history)`'s numbers to each run, so reports read only the table."""
+    runs = runs.copy()
+    extra = [curve_summary(history(cfg, family, r["variant"], int(r["seed"]))) for _, r in runs.iterrows()]
+    for key in extra[0] if extra else []:
+        runs[key] = [e[key] for e in extra]
+    return summarise(runs)
+
+
 def aggregate_family(cfg: dict, family: str) -> Path:
     module = importlib.import_module(f"pipeline.aggregate.{family}")
     runs = load_runs(cfg, family)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import history, summarise
+from . import history, summarise_with_curves
 from .style import FULL, HALF, integer_x, plt, save
 
 LABELS = {"attention": "with attention", "no_attention": "without attention"}
@@ -28,12 +28,7 @@ def _curve_summary(h: pd.DataFrame) -> dict:
 
 
 def table(cfg: dict, runs: pd.DataFrame) -> pd.DataFrame:
-    """summarise() plus what the report says about the validation curves, so it reads only this table."""
-    runs = runs.copy()
-    extra = [_curve_summary(history(cfg, "g2p", r["variant"], int(r["seed"]))) for _, r in runs.iterrows()]
-    for key in extra[0] if extra else []:
-        runs[key] = [e[key] for e in extra]
-    return summarise(runs)
+    return summarise_with_curves(cfg, "g2p", runs, _curve_summary)
 
 
 def beam_sizes(table: pd.DataFrame) -> list[int]:

@@ -11,7 +11,7 @@ import torch
 from ..data import images
 from ..models.reference_cnn import ReferenceCNN, first_conv_activations
 from ..train import images_to_float
-from . import history, summarise
+from . import history, summarise_with_curves
 from .autoencoder import load_model
 from .style import FULL, HALF, integer_x, plt, save
 
@@ -36,11 +36,7 @@ def _curve_summary(h: pd.DataFrame) -> dict:
 
 
 def table(cfg: dict, runs: pd.DataFrame) -> pd.DataFrame:
-    runs = runs.copy()
-    extra = [_curve_summary(history(cfg, "lr_study", r["variant"], int(r["seed"]))) for _, r in runs.iterrows()]
-    for key in extra[0] if extra else []:
-        runs[key] = [e[key] for e in extra]
-    return summarise(runs)
+    return summarise_with_curves(cfg, "lr_study", runs, _curve_summary)
 
 
 def best_variant(table: pd.DataFrame) -> str:

@@ -108,8 +108,7 @@ def autoencoder(t: pd.DataFrame) -> dict:
          "NOT every autoencoder beats PCA at its code size: " + ", ".join(t.loc[t["ratio"] >= 1, "variant"]))
         + f" (test MSE {t['ratio'].min():.2f}-{t['ratio'].max():.2f}x PCA's).",
     ]
-    return {"table": t, "findings": findings, "beats_pca": beats, "seeds": seeds_note(t),
-            "mean_std": mean_std}
+    return {"table": t, "findings": findings, "beats_pca": beats, "seeds": seeds_note(t)}
 
 
 def context(cfg: dict, results: Path) -> dict:
