@@ -65,6 +65,7 @@ class Settings:
     max_steps: int = 5000
     threads: int | None = None  # None: the family's configured threads, as its workflow jobs get
     g2p_words: int | None = None
+    precision: str | None = None  # None: the configured precision, as runs get it
     sub_repeats: int = 1        # repeats of subprocess timings: threads comparison (four runs each); renders and
                                 # dry runs always run at least twice
 
@@ -99,6 +100,11 @@ def _quiet_stderr():
         yield
     finally:
         sys.stderr = saved
+
+
+def _precision(cfg: dict, st: "Settings", device) -> str:
+    from .train import resolve_precision
+    return resolve_precision(st.precision or cfg.get("precision", "auto"), device)
 
 
 def _snakemake_exe() -> str | None:
@@ -190,6 +196,7 @@ class _ImageBench:
         self.cfg, self.device, self.data_dir, self.st, self.scratch = cfg, device, data_dir, st, scratch
         self._splits = None
         self._tv = None
+        self.precision = _precision(cfg, st, device)
         self._n = 0
 
     def splits(self, params: dict):
@@ -207,14 +214,25 @@ class _ImageBench:
                                       transform=transforms.ToTensor())
         return self._tv
 
-    def ctx(self, family: str, variant: str, params: dict):
+    def ctx(self, family: str, variant: str, params: dict, precision: str | None = None):
         from .train import RunContext
         self._n += 1
         return RunContext(family=family, variant=variant, seed=0, params=params, device=self.device,
                           checkpoint_dir=self.scratch / f"ckpt{self._n}", data_dir=self.data_dir,
-                          amp=self.device.type == "cuda", log=lambda msg: None)
+                          precision=precision or self.precision, log=lambda msg: None)
 
-    def build(self, family: str, params: dict, total_steps: int):
+    def build(self, family: str, params: dict, total_steps: int, as_written: bool = False):
+        """The family's model, optimizer, scheduler and loss; `as_written`: as a notebook would have them (the
+        default memory format and torch.optim's default Adam implementation instead of the fused one)."""
+        import torch
+        model, opt, sched, loss = self._build(family, params, total_steps)
+        if as_written:
+            model = model.to(memory_format=torch.contiguous_format)
+            for group in opt.param_groups:  # before any step, so no state depends on the implementation
+                group["fused"], group["foreach"] = None, None
+        return model, opt, sched, loss
+
+    def _build(self, family: str, params: dict, total_steps: int):
         """The model, optimizer, scheduler and loss the family's experiment uses for its main training stage."""
         from torch.nn import functional as F
         from .experiments import common
@@ -255,14 +273,17 @@ class _ImageBench:
                 yield (xb, yb.to(dev)) if labels else xb
 
     def train_seconds(self, family: str, variant: str, params: dict, path: str, steps: int) -> float:
-        """Fresh model; `warmup` steps, then `steps` timed steps through `fit`, the loop every run uses."""
+        """Fresh model; `warmup` steps, then `steps` timed steps through `fit`, the loop every run uses.
+        Paths: "ours" and "notebook" differ in the data path only; "as_written" is the notebook data path with
+        fp32, the default memory format and torch.optim's default Adam: a notebook as people write it."""
         import torch
         from .train import fit
         labels = family != "autoencoder"
         torch.manual_seed(0)
-        ctx = self.ctx(family, variant, params)
+        as_written = path == "as_written"
+        ctx = self.ctx(family, variant, params, precision="fp32" if as_written else None)
         stream = self.ours(ctx, labels) if path == "ours" else self.notebook(params["batch_size"], labels)
-        model, opt, sched, loss_fn = self.build(family, params, self.st.warmup + steps + 1)
+        model, opt, sched, loss_fn = self.build(family, params, self.st.warmup + steps + 1, as_written)
         with _quiet_stderr():
             if self.st.warmup:
                 fit(model, opt, ctx=ctx, epochs=1, stage="warmup", batches=lambda e: islice(stream, self.st.warmup),
@@ -286,15 +307,17 @@ class _ImageBench:
 
         probe = max(st.min_steps // 2, 3)
         steps = sized(self.train_seconds(family, variant, params, "ours", probe) / probe)
-        runs: dict[str, list[float]] = {"ours": [], "notebook": []}
-        ratios, all_steps = [], []
+        paths = ("ours", "notebook", "as_written")
+        runs: dict[str, list[float]] = {path: [] for path in paths}
+        ratios, end_to_end, all_steps = [], [], []
         for r in range(st.repeats):
-            order = ("ours", "notebook") if r % 2 == 0 else ("notebook", "ours")  # neither always goes first
+            order = paths[r % 3:] + paths[:r % 3]  # none always goes first
             rate = {}
             for path in order:
                 rate[path] = steps * bs / self.train_seconds(family, variant, params, path, steps)
                 runs[path].append(round(rate[path], 1))
             ratios.append(rate["ours"] / rate["notebook"])
+            end_to_end.append(rate["ours"] / rate["as_written"])
             all_steps.append(steps)
             steps = sized(bs / rate["ours"])
         out = {
@@ -304,6 +327,10 @@ class _ImageBench:
             # Median of paired ratios: load that drifts between repeats cancels within a pair.
             "ratio": round(_median(ratios), 3),
             "ours_runs": runs["ours"], "notebook_runs": runs["notebook"],
+            "precision": self.precision,
+            "as_written_images_per_s": round(_median(runs["as_written"]), 1),
+            "as_written_runs": runs["as_written"],
+            "end_to_end_ratio": round(_median(end_to_end), 3),
         }
         if family in TARGET_RATIO:
             out["target_ratio"] = TARGET_RATIO[family]
@@ -378,7 +405,7 @@ def bench_g2p(cfg: dict, st: Settings, device, scratch: Path) -> dict:
     import torch
     from .data import cmudict as cd
     from .experiments import g2p as family
-    from .train import RunContext, fit
+    from .train import RunContext, adam, fit
 
     torch.set_num_threads(st.threads or cfglib.family(cfg, "g2p").get("threads", 1))
     p = cfglib.variant_params(cfg, "g2p", G2P_VARIANT)
@@ -412,9 +439,10 @@ def bench_g2p(cfg: dict, st: Settings, device, scratch: Path) -> dict:
         measured += 1
         torch.manual_seed(0)
         ctx = RunContext(family="g2p", variant=G2P_VARIANT, seed=0, params=p, device=device,
-                         checkpoint_dir=scratch / f"g2p{measured}", amp=device.type == "cuda", log=lambda m: None)
+                         checkpoint_dir=scratch / f"g2p{measured}", precision=_precision(cfg, st, device),
+                         log=lambda m: None)
         model = family.build(p, data).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
+        opt = adam(model.parameters(), p["lr"])
         batches = stream(path, ctx)
         words = 0
 
@@ -646,11 +674,12 @@ def _section(name: str, fn: Callable[[], Any], log) -> Any:
 
 def run_bench(args) -> dict:
     import torch
-    from .train import pick_device
+    from .train import keep_freed_memory, pick_device
 
     quick = bool(getattr(args, "quick", False)) or os.environ.get(QUICK_ENV, "") not in ("", "0")
     st = Settings.make(quick, repeats=getattr(args, "repeats", None), seconds=getattr(args, "seconds", None),
-                       threads=getattr(args, "threads", None), sub_repeats=getattr(args, "sub_repeats", None))
+                       threads=getattr(args, "threads", None), precision=getattr(args, "precision", None),
+                       sub_repeats=getattr(args, "sub_repeats", None))
     cfg = _load_cfg(args)
     profile = cfg["profile"]
     configfiles = list(getattr(args, "configfile", None) or ())
@@ -664,6 +693,7 @@ def run_bench(args) -> dict:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     device = pick_device(cfg.get("device", "auto"))
+    keep_freed_memory()  # as every run does (pipeline.run), for both data paths alike
     threads_default = torch.get_num_threads()
     started = time.perf_counter()
     out: dict[str, Any] = {
@@ -740,13 +770,19 @@ def table(res: dict) -> str:
         lines.append(f"throughput: {tp.get('error') or tp.get('skipped')}")
     elif tp:
         lines.append("")
-        lines.append(f"{'training images/s':<34}{'ours':>10}{'notebook':>10}{'ratio':>8}  target")
+        first = next(iter(tp.values()))
+        lines.append(f"training images/s, {first.get('threads', '?')} thread(s), ours in {first.get('precision')}; "
+                     "notebook = same engine, notebook data path; as written = also fp32, default Adam, NCHW")
+        lines.append(f"{'':<34}{'ours':>10}{'notebook':>10}{'ratio':>8}  {'target':<16}"
+                     f"{'as written':>10}{'ratio':>8}")
         for fam, row in tp.items():
             target = f">= {row['target_ratio']:g}x {'ok' if row['meets_target'] else 'MISSED'}" \
                 if "target_ratio" in row else ""
             lines.append(f"{fam + ' ' + row['variant'] + ' (bs ' + str(row['batch_size']) + ')':<34}"
                          f"{_fmt(row['ours_images_per_s']):>10}{_fmt(row['notebook_images_per_s']):>10}"
-                         f"{row['ratio']:>7.2f}x  {target}")
+                         f"{row['ratio']:>7.2f}x  {target:<16}"
+                         f"{_fmt(row.get('as_written_images_per_s', float('nan'))):>10}"
+                         f"{row.get('end_to_end_ratio', float('nan')):>7.2f}x")
         for row in res.get("data_path", {}).get("by_batch_size", []):
             lines.append(f"{'data path alone (bs ' + str(row['batch_size']) + ')':<34}"
                          f"{_fmt(row['ours_images_per_s']):>10}{_fmt(row['notebook_images_per_s']):>10}"
@@ -831,6 +867,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="repeats per throughput measurement (median reported)")
     p.add_argument("--seconds", type=float, help="target seconds of one timed throughput measurement")
     p.add_argument("--threads", type=int, help="torch threads for throughput (default: the family's threads)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="training precision (default: configured)")
     p.add_argument("--sub-repeats", type=int, help="repeats of subprocess timings (median reported)")
     return p
 

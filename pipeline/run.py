@@ -17,7 +17,7 @@ import torch
 
 from . import config as cfglib
 from . import runinfo
-from .train import RunContext, pick_device, seed_everything
+from .train import RunContext, keep_freed_memory, pick_device, resolve_precision, seed_everything
 
 
 @dataclass
@@ -56,11 +56,13 @@ def execute(family: str, variant: str, seed: int, cfg: dict, params: dict | None
     results = Path(cfg["results_dir"])
     threads = threads or cfg["families"][family].get("threads", 1)
     torch.set_num_threads(threads)
+    keep_freed_memory()
     device = pick_device(cfg.get("device", "auto"))
     seed_everything(seed)
     ctx = RunContext(family=family, variant=variant, seed=seed, params=params, device=device,
                      checkpoint_dir=checkpoint_dir(results, family, variant, seed),
-                     data_dir=Path(cfg["data_dir"]), amp=device.type == "cuda")
+                     data_dir=Path(cfg["data_dir"]),
+                     precision=resolve_precision(cfg.get("precision", "auto"), device))
     module = importlib.import_module(f"pipeline.experiments.{family}")
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -80,7 +82,7 @@ def execute(family: str, variant: str, seed: int, cfg: dict, params: dict | None
     _write_json(staging / "run.json", {
         "family": family, "variant": variant, "seed": seed, "profile": cfg["profile"], "params": params,
         "git_commit": runinfo.git_commit(), "packages": runinfo.package_versions(),
-        "device": runinfo.describe_device(device), "threads": torch.get_num_threads(),
+        "device": runinfo.describe_device(device), "precision": ctx.precision, "threads": torch.get_num_threads(),
         "host": socket.gethostname(), "started": started.isoformat(timespec="seconds"),
         "wall_seconds": round(wall, 2),
     })

@@ -14,7 +14,7 @@ from . import config as cfglib
 from .data.images import SPLIT_NAMES, source
 
 ROOT = cfglib.ROOT
-SCALARS = ("profile", "data_dir", "results_dir", "reports_dir", "device", "val_size", "split_seed",
+SCALARS = ("profile", "data_dir", "results_dir", "reports_dir", "device", "precision", "val_size", "split_seed",
            "train_limit", "eval_limit")
 
 # Code each family runs, beyond the shared engine: a change to any of these reruns that family.

@@ -99,11 +99,11 @@ class Vocab:
 
 def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int = PAD) -> tuple[torch.Tensor, torch.Tensor]:
     """List of id lists -> (LongTensor [B, T] right-padded, LongTensor lengths [B]), on CPU."""
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    tokens = torch.full((len(seqs), int(lengths.max()) if len(seqs) else 0), pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        tokens[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
-    return tokens, lengths
+    lengths = [len(s) for s in seqs]
+    width = max(lengths, default=0)
+    # Pad the Python lists and convert once: one tensor per row (or per row slice) costs ~4x more.
+    rows = [[*s, *[pad_id] * (width - len(s))] for s in seqs]
+    return torch.tensor(rows, dtype=torch.long).reshape(len(seqs), width), torch.tensor(lengths, dtype=torch.long)
 
 
 class Batch(NamedTuple):
@@ -132,9 +132,10 @@ def make_batches(pairs: Sequence[tuple[str, Sequence[str]]], src_vocab: Vocab, t
     batches = []
     for start in range(0, len(order), batch_size):
         chunk = [pairs[i] for i in order[start:start + batch_size]]
-        src, src_len = pad_sequences([src_vocab.encode(list(w)) for w, _ in chunk])
-        tgt_in, _ = pad_sequences([tgt_vocab.encode(p, add_bos=True) for _, p in chunk])
-        tgt_out, _ = pad_sequences([tgt_vocab.encode(p, add_eos=True) for _, p in chunk])
+        src, src_len = pad_sequences([src_vocab.encode(w) for w, _ in chunk])
+        phonemes = [tgt_vocab.encode(p) for _, p in chunk]
+        tgt_in, _ = pad_sequences([[BOS, *s] for s in phonemes])
+        tgt_out, _ = pad_sequences([[*s, EOS] for s in phonemes])
         batches.append(Batch(src, src_len, tgt_in, tgt_out, [w for w, _ in chunk]))
     return batches
 

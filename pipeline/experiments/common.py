@@ -6,6 +6,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from .. import train
 from ..data import images
 from ..train import RunContext, batch_indices, epoch_seed, images_to_float
 
@@ -23,7 +24,9 @@ def shuffled(ctx: RunContext, stage: str, x: torch.Tensor, y: torch.Tensor | Non
 
     def batches(epoch: int):
         for idx in batch_indices(len(x), bs, shuffle=True, seed=epoch_seed(ctx.seed, stage, epoch), device=x.device):
-            yield images_to_float(x[idx]) if y is None else (images_to_float(x[idx]), y[idx])
+            # index_select: a row gather ~10x cheaper per batch than advanced indexing's general path.
+            xb = images_to_float(x.index_select(0, idx))
+            yield xb if y is None else (xb, y.index_select(0, idx))
     return batches
 
 
@@ -42,7 +45,7 @@ def count_params(model: nn.Module) -> int:
 
 
 def adam(model: nn.Module, params: dict) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=params["lr"], weight_decay=params.get("weight_decay", 0.0))
+    return train.adam(model.parameters(), params["lr"], params.get("weight_decay", 0.0))
 
 
 def train_subset(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,8 +75,7 @@ def classifier_metrics(model: nn.Module, data: images.Splits) -> dict:
 def one_cycle(model: nn.Module, params: dict, n_train: int, adamw: bool = False):
     """Adam(W) with a one-cycle schedule (warm-up, then decay) over the whole run: it converges in the few
     epochs a CPU budget allows, for CNNs and (even more so) for transformers trained from scratch."""
-    opt_cls = torch.optim.AdamW if adamw else torch.optim.Adam
-    opt = opt_cls(model.parameters(), lr=params["lr"], weight_decay=params.get("weight_decay", 0.0))
+    opt = train.adam(model.parameters(), params["lr"], params.get("weight_decay", 0.0), decoupled=adamw)
     steps = -(-n_train // params["batch_size"]) * max(params["epochs"], 1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params["lr"], total_steps=steps, pct_start=0.15)
     return opt, sched

@@ -16,7 +16,7 @@ from ..analysis.metrics import error_rates
 from ..data.cmudict import PAD, G2PData, expand_pairs, load_g2p, make_batches, pad_sequences
 from ..models.seq2seq import Seq2Seq, trim
 from ..run import RunOutput
-from ..train import RunContext, epoch_seed, fit
+from ..train import RunContext, adam, epoch_seed, fit
 
 # Batches are formed within windows of this many batches after shuffling, each window sorted by length, so a
 # batch holds words of similar length: the decoder then runs over far less padding (about half the steps).
@@ -134,7 +134,7 @@ def run(ctx: RunContext) -> RunOutput:
     pairs = expand_pairs(data.train)
     model = build(p, data).to(ctx.device)
     batches, steps = train_batches(ctx, pairs, data, "train")
-    opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
+    opt = adam(model.parameters(), p["lr"])
     sched = final_anneal(opt, steps * p["epochs"])
 
     def evaluate(m: Seq2Seq) -> dict:

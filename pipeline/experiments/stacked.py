@@ -77,7 +77,7 @@ def _conditions(ctx: RunContext, aes, data, x, y, epochs_frozen: int, epochs_tun
 
     clf = StackedClassifier(StackedEncoder(p["layers"], dropout=drop).load_pretrained(aes)).to(ctx.device)
     clf.freeze_encoder(True)
-    head_opt = torch.optim.Adam(clf.head.parameters(), lr=p["lr"])
+    head_opt = adam(clf.head, {"lr": p["lr"]})
     train_classifier(ctx, clf, data, stage=f"{prefix}frozen", epochs=epochs_frozen, optimizer=head_opt, **kw)
     out = {f"{prefix}acc_frozen": accuracy(clf, *data.test)}
     clf.freeze_encoder(False)
