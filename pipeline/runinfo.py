@@ -67,4 +67,5 @@ def describe_device(device) -> str:
     import torch
     if getattr(device, "type", str(device)) == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{cpu_model()} ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu:{cpu_model()} ({n} thread{'s' if n != 1 else ''})"

@@ -30,7 +30,7 @@ FAMILY_CODE = {
 
 
 REPORT_CODE = ["pipeline/report/render.py", "pipeline/report/fit.py", "pipeline/report/findings.py",
-               "pipeline/report/build.py"]
+               "pipeline/report/build.py", "pipeline/report/provenance.py"]
 AGGREGATE_CODE = ["pipeline/aggregate/__init__.py", "pipeline/aggregate/style.py"]
 
 

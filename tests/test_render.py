@@ -223,10 +223,10 @@ def test_provenance_reads_runs(tmp_path):
     for i, (dev, secs) in enumerate([("NVIDIA H200", 100.0), ("NVIDIA H200", 3700.5)]):
         run = tmp_path / "results" / "runs" / "cnn" / "base" / f"seed{i}" / "run.json"
         run.parent.mkdir(parents=True)
-        run.write_text(json.dumps({"device": dev, "wall_seconds": secs}))
+        run.write_text(json.dumps({"device": dev, "precision": "bf16", "wall_seconds": secs}))
     p = provenance.collect("smoke", tmp_path / "results", repo_dir=tmp_path)
     assert p["commit"] == "unknown"  # tmp_path is not a git checkout
-    assert (p["profile"], p["device"], p["n_runs"]) == ("smoke", "NVIDIA H200", 2)
+    assert (p["profile"], p["device"], p["n_runs"]) == ("smoke", "NVIDIA H200, bf16", 2)
     assert p["training_seconds"] == 3800.5 and p["training_time"] == "1 h 03 min"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", p["date"]) and set(p["packages"]) == {"torch", "weasyprint"}
 

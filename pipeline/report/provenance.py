@@ -1,4 +1,4 @@
-"""What produced a report: commit, profile, date, device and training time, for its footer."""
+"""What produced a report: commit, profile, date, device (and precision) and training time, for its footer."""
 from __future__ import annotations
 
 import json
@@ -27,7 +27,8 @@ def collect(profile: str, results_dir: Path, repo_dir: Path | None = None,
     """
     runs = _read_runs(Path(results_dir), families)
     seconds = sum(r["wall_seconds"] for r in runs if isinstance(r.get("wall_seconds"), (int, float)))
-    devices = [str(r["device"]) for r in runs if r.get("device")]
+    # The arithmetic is part of the result: bf16 autocast and fp32 train to slightly different numbers.
+    devices = [f"{_device(r)}, {r['precision']}" if r.get("precision") else _device(r) for r in runs if r.get("device")]
     return {
         "commit": git_commit(repo_dir or ROOT),
         "profile": profile,
@@ -71,6 +72,10 @@ def _read_runs(results_dir: Path, families: list[str] | None = None) -> list[dic
         if isinstance(data, dict):
             runs.append(data)
     return runs
+
+
+def _device(run: dict) -> str:
+    return str(run["device"]).replace("(1 threads)", "(1 thread)")  # as runs before 2026-11-23 wrote it
 
 
 def _describe_devices(devices: list[str]) -> str:
