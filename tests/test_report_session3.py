@@ -2,6 +2,7 @@
 import os
 import re
 import shutil
+import subprocess
 
 import pandas as pd
 import pytest
@@ -119,3 +120,22 @@ def test_cli_page_limit_error_is_one_line_and_keeps_earlier_outputs(smoke_workfl
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("error: report session3:") and "page_limit" in lines[-1]
     assert (reports / "session3.pdf").read_bytes() == earlier
+
+
+def words_outside_page(pdf) -> list[str]:
+    """Words whose box crosses the right or bottom page edge: a table or figure wider than the page clips them."""
+    out = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    bad, width, height = [], 0.0, 0.0
+    for line in out.splitlines():
+        if m := re.search(r'<page width="([\d.]+)" height="([\d.]+)"', line):
+            width, height = float(m.group(1)), float(m.group(2))
+        elif m := re.search(r'xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<', line):
+            if float(m.group(1)) > width - 10 or float(m.group(2)) > height - 10:
+                bad.append(m.group(3))
+    return bad
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (pdftotext)")
+@pytest.mark.parametrize("name", ["session3", "session3-appendix", "hw2", "hw2-appendix"])
+def test_nothing_runs_off_the_page(smoke_workflow, name):
+    assert words_outside_page(smoke_workflow / "reports" / f"{name}.pdf") == []

@@ -173,7 +173,8 @@ def table_model(data: Any, columns: Any = None, formats: dict | None = None, bol
             v = r.get(k)
             cls = []
             if numeric[k]:
-                cls.append("num")
+                # Text in a numeric column (a transposed table's "change" row) may wrap; numbers never do.
+                cls.append("num" if _is_number(v) or _missing(v) else "num wrap")
             if _missing(v):
                 cls.append("missing")
             if k in bold and not _missing(v) and v == bold[k]:
