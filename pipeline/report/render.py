@@ -111,6 +111,7 @@ def make_environment(assignment_dir: Path, layout: dict | None = None) -> jinja2
         keep_trailing_newline=True,
     )
     env.filters["fmt"] = format_value
+    env.filters["per_variant"] = per_variant
     env.globals["table_model"] = table_model
     env.globals.update(layout or {})
     return env
@@ -183,6 +184,12 @@ def table_model(data: Any, columns: Any = None, formats: dict | None = None, bol
         body.append(cells)
     return {"columns": [{"key": k, "label": label, "cls": "num" if numeric[k] else ""} for k, label in pairs],
             "rows": body}
+
+
+def per_variant(df: Any) -> Any:
+    """An aggregated table turned on its side: one column per variant, a row per table column. Wide tables (dozens of
+    columns, few variants) then fit the page width."""
+    return df.set_index("variant").T.rename_axis("column")
 
 
 def _is_number(v: Any) -> bool:
