@@ -13,7 +13,13 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 
-CFG = cfglib.resolve(config, source="config/config.yaml or --config")
+# Built from the layers themselves, not Snakemake's merged `config`: the profile must sit between
+# config/config.yaml and the user's --configfile/--config, which Snakemake has already merged together.
+CFG = cfglib.load(
+    configfiles=workflow.config_settings.configfiles,
+    overrides=cfglib.command_line_values(workflow.config_settings.config),
+)
+wf.verify_present_data(CFG)
 RES = CFG["results_dir"]
 PY = sys.executable
 

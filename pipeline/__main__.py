@@ -5,7 +5,6 @@ User errors (bad config, missing data, a report over its page limit) print one l
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -14,7 +13,8 @@ from . import config as cfglib
 
 def _load_cfg(args) -> dict:
     if args.cfg:  # the Snakefile passes the (already validated) part of the configuration a job depends on
-        return json.loads(args.cfg)
+        from .workflow import from_slice
+        return from_slice(args.cfg)
     return cfglib.load(args.profile, configfiles=args.configfile or ())
 
 
@@ -101,7 +101,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from .data.images import DataError
-    user_errors: tuple = (cfglib.ConfigError, DataError)
+    from .train import DiskFullError
+    user_errors: tuple = (cfglib.ConfigError, DataError, DiskFullError)
     try:
         from .report.fit import PageLimitError
         user_errors += (PageLimitError,)

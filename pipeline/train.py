@@ -26,6 +26,31 @@ class Interrupted(RuntimeError):
     pass
 
 
+class DiskFullError(OSError):
+    """A one-line, user-facing report that a file could not be written for lack of space."""
+
+
+def disk_full_message(path: Path, exc: BaseException) -> str | None:
+    """One line naming the disk and what is free, when `exc` comes from a full disk (None otherwise).
+
+    torch.save reports a full disk as a RuntimeError ("unexpected pos ..."), not as ENOSPC, so the free space
+    decides: below 64 MiB free, the failed write is taken to be the disk's fault."""
+    import errno
+    import shutil
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return None
+    nospace = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not nospace and free >= 64 << 20:
+        return None
+    return (f"disk full: could not write {path} ({free / 2**20:.0f} MiB free on the disk of {probe}); free some "
+            "space and run the same command again: finished runs and epoch checkpoints are kept")
+
+
 def adam(params, lr: float, weight_decay: float = 0.0, decoupled: bool = False) -> torch.optim.Optimizer:
     """Adam (AdamW when `decoupled`) with the fused kernel, on CPU as on CUDA: one pass over all parameters instead
     of a dozen small ops per tensor, which makes the optimizer step 2.5x faster for the MLPs here."""
@@ -112,6 +137,7 @@ class RunContext:
     params: dict[str, Any]
     device: torch.device
     checkpoint_dir: Path
+    identity: dict[str, Any] = field(default_factory=dict)  # params, code and data digests: see run.identity
     data_dir: Path = Path("data")
     precision: str = "fp32"     # resolved: "fp32" or "bf16" (autocast; weights and optimizer stay fp32)
     history: list[dict] = field(default_factory=list)
@@ -122,7 +148,13 @@ class RunContext:
 
 
 def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every generator's state as tensors and plain values, so that a checkpoint loads with weights_only=True."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, words, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
+             "python": {"version": version, "words": list(words), "gauss_next": gauss_next}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -130,17 +162,33 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["words"]), p["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save to a temporary name, then rename: a reader never sees half a file, and a failed write (a full
+    disk) leaves no temporary file behind and raises DiskFullError with one line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(obj, tmp)
+        tmp.replace(path)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        message = disk_full_message(path, exc)
+        if message:
+            raise DiskFullError(message) from None
+        raise
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint or model file, as data: weights_only=True refuses any pickled code in a file from elsewhere."""
+    return torch.load(path, map_location=device, weights_only=True)
 
 
 def _progress(iterable, total: int | None, desc: str):
@@ -171,9 +219,13 @@ def fit(
     """
     ckpt_path = ctx.checkpoint_dir / f"{stage}.pt"
     start, history = 0, []
-    if ckpt_path.exists():
+    state = load_checkpoint(ckpt_path, ctx.device) if ckpt_path.exists() else None
+    if state is not None and state.get("identity") != ctx.identity:
+        # run.execute discards such checkpoints before training; this guards any other caller of fit.
+        ctx.log(f"[{ctx.family}/{ctx.variant}/seed{ctx.seed}] {stage}: checkpoint is from other settings; ignored")
+        state = None
+    if state is not None:
         # Restoring the RNG of a finished stage too keeps later stages' random streams equal to a fresh run's.
-        state = torch.load(ckpt_path, map_location=ctx.device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
@@ -208,9 +260,9 @@ def fit(
         shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float) and k != "seconds")
         ctx.log(f"[{ctx.family}/{ctx.variant}/seed{ctx.seed}] {stage} epoch {epoch}/{epochs}: {shown} "
                 f"({row['seconds']:.1f}s)")
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_state(),
-                      "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                      "epoch": epoch, "history": history}, ckpt_path)
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_state(),
+                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                     "epoch": epoch, "history": history, "identity": ctx.identity}, ckpt_path)
         if interrupt == f"{stage}:{epoch}":
             raise Interrupted(f"interrupted after {stage} epoch {epoch} (by {INTERRUPT_ENV})")
     model.eval()
@@ -219,16 +271,11 @@ def fit(
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, prepare: Callable, batch_size: int = 1000,
-             ctx: RunContext | None = None) -> float:
-    """Classification accuracy; counts stay on the device until the end."""
+def predict_classes(model: nn.Module, x: torch.Tensor, *, prepare: Callable, batch_size: int = 1000) -> torch.Tensor:
+    """The predicted class of every example (argmax of the logits), in fp32, on the examples' device."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    for idx in torch.arange(len(x), device=x.device).split(batch_size):
-        with ctx.autocast() if ctx else contextlib.nullcontext():
-            logits = model(prepare(x[idx]))
-        correct += (logits.argmax(1) == y[idx]).sum()
-    return correct.item() / max(len(x), 1)
+    return torch.cat([model(prepare(x[idx])).argmax(1) for idx in torch.arange(len(x), device=x.device).split(batch_size)]
+                     or [torch.zeros(0, dtype=torch.long, device=x.device)])
 
 
 def images_to_float(x: torch.Tensor) -> torch.Tensor:

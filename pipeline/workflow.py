@@ -43,25 +43,43 @@ def scalars(cfg: dict) -> dict:
 
 
 def run_slice(cfg: dict, family: str, variant: str) -> str:
-    fam = cfg["families"][family]
+    """A run's resolved parameters: restating a default in a variant, or moving a value between the defaults and
+    the variant, changes nothing a run computes and so reruns nothing."""
     part = scalars(cfg)
-    part["families"] = {family: {"assignment": fam["assignment"], "defaults": fam.get("defaults", {}),
-                                 "variants": {variant: fam["variants"][variant]}}}
+    part["families"] = {family: {"assignment": cfg["families"][family]["assignment"],
+                                 "defaults": cfglib.variant_params(cfg, family, variant), "variants": {variant: {}}}}
     return json.dumps(part, sort_keys=True)
 
 
 def family_slice(cfg: dict, family: str) -> str:
     """What an aggregate depends on: the shared settings and this family (its variants and seeds) only."""
-    part = {**scalars(cfg), "seeds": cfg["seeds"], "families": {family: cfg["families"][family]}}
-    return json.dumps(part)  # not sorted: variant order is the order tables and figures show
+    return _ordered_json({**scalars(cfg), "seeds": cfg["seeds"], "families": {family: cfg["families"][family]}})
 
 
 def assignment_slice(cfg: dict, name: str) -> str:
     """What a report depends on: the shared settings and its own families, not the other assignment's."""
-    part = {**scalars(cfg), "seeds": cfg["seeds"],
-            "families": {f: spec for f, spec in cfg["families"].items() if spec["assignment"] == name},
-            "analyses": {a: n for a, n in cfg.get("analyses", {}).items() if n == name}}
-    return json.dumps(part)
+    return _ordered_json({**scalars(cfg), "seeds": cfg["seeds"],
+                          "families": {f: spec for f, spec in cfg["families"].items() if spec["assignment"] == name},
+                          "analyses": {a: n for a, n in cfg.get("analyses", {}).items() if n == name}})
+
+
+def _ordered_json(part: dict) -> str:
+    """Sorted keys, so that the same settings always give the same text (Snakemake's params trigger compares
+    text), with the variants' config order kept beside them: it is the order tables and figures show."""
+    order = {f: list(spec["variants"]) for f, spec in part["families"].items()}
+    return json.dumps({**part, VARIANT_ORDER: order}, sort_keys=True)
+
+
+VARIANT_ORDER = "_variant_order"
+
+
+def from_slice(text: str) -> dict:
+    """The configuration a job receives on its command line, with variants back in config order."""
+    cfg = json.loads(text)
+    for fam, order in cfg.pop(VARIANT_ORDER, {}).items():
+        variants = cfg["families"][fam]["variants"]
+        cfg["families"][fam]["variants"] = {v: variants[v] for v in order}
+    return cfg
 
 
 def to_json(cfg: dict) -> str:
@@ -77,15 +95,39 @@ def run_files(cfg: dict, family: str) -> list[str]:
             for v in cfg["families"][family]["variants"] for s in cfglib.seeds(cfg, family)]
 
 
+def datasets_used(cfg: dict) -> list[str]:
+    return sorted({spec["defaults"]["dataset"] for spec in cfg["families"].values()
+                   if spec.get("defaults", {}).get("dataset")})
+
+
+def verify_present_data(cfg: dict) -> None:
+    """Check every dataset already on disk against its pinned digests before any job is planned.
+
+    A corrupted file then stops the workflow with one line (DataError) before Snakemake could plan reruns of every
+    run that reads it (and delete their outputs). Missing files are left to the fetch_data rule."""
+    from .data import images
+    for name in datasets_used(cfg):
+        if all(Path(f).exists() for f in dataset_files(cfg, name)):
+            images.verify(name, Path(cfg["data_dir"]))
+
+
 def dataset_files(cfg: dict, name: str) -> list[str]:
     folder = source(name).folder
     return [f"{cfg['data_dir']}/{folder}/raw/{f}" for f in SPLIT_NAMES.values()]
 
 
+def family_code(family: str) -> list[str]:
+    """The source files (relative to the repository) whose content decides what a run of `family` computes."""
+    return ENGINE + FAMILY_CODE[family] + [f"pipeline/experiments/{family}.py"]
+
+
 def run_inputs(cfg: dict, family: str) -> list[str]:
     dataset = cfg["families"][family].get("defaults", {}).get("dataset")
-    data = dataset_files(cfg, dataset) if dataset else []
-    return data + [str(ROOT / f) for f in ENGINE + FAMILY_CODE[family] + [f"pipeline/experiments/{family}.py"]]
+    # Data files are verified by content when the workflow starts (verify_present_data), so their modification
+    # time must not trigger reruns: a byte-identical re-fetch retrains nothing.
+    from snakemake.io import ancient
+    data = [ancient(f) for f in dataset_files(cfg, dataset)] if dataset else []
+    return data + [str(ROOT / f) for f in family_code(family)]
 
 
 def threads(cfg: dict, family: str) -> int:

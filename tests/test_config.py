@@ -34,7 +34,7 @@ def test_bad_config_fails_with_one_line_naming_the_key(override, words):
     with pytest.raises(ConfigError) as err:
         config.load("smoke", overrides=override)
     message = str(err.value)
-    assert "\n" not in message and "fix config/config.yaml" in message
+    assert "\n" not in message and "fix the command line (--config)" in message
     for w in words:
         assert w in message
 
@@ -51,4 +51,4 @@ def test_cli_reports_config_error_in_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: config error at families.autoencoder.defaults")
-    assert "'epochz'" in lines[0]
+    assert "'epochz'" in lines[0] and lines[0].endswith(f"fix {bad}")

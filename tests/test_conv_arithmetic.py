@@ -15,8 +15,10 @@ def test_compute_is_json_and_correct():
     assert asym["cross_correlation"] == [-2.0, 4.0, 1.0, -6.0]
     assert asym["true_convolution"] == [2.0, -4.0, -1.0, 6.0]
 
-    m = r["identity_4x4_stride2"]
-    assert m["own"] == m["torch_conv2d"] == [[7.0, 11.0], [23.0, 27.0]]
+    # The sheet's matrix (question 3.2-Q1.a): each output adds the diagonal of one 2x2 block.
+    m = r["sheet_2d_stride2"]
+    assert m["input"] == [[2, 5, 4, 1], [3, 1, 2, 0], [4, 5, 7, 1], [1, 2, 3, 4]]
+    assert m["own"] == m["torch_conv2d"] == [[2 + 1, 4 + 0], [4 + 2, 7 + 4]]
 
     o = r["output_size"]
     assert o["mismatches"] == 0 and o["cases_checked"] > 500

@@ -41,9 +41,16 @@ def test_ties_go_to_the_first_reference():
 
 def test_perfect_and_all_wrong():
     refs = [[("A", "B")], [("C",)]]
-    assert error_rates([["A", "B"], ["C"]], refs) == {"wer": 0.0, "per": 0.0, "n_words": 2, "n_phonemes": 3}
+    assert error_rates([["A", "B"], ["C"]], refs) == {"wer": 0.0, "per": 0.0, "ned": 0.0, "n_words": 2,
+                                                      "n_phonemes": 3}
     r = error_rates([["X", "Y"], ["Z"]], refs)
     assert r["wer"] == 1.0 and r["per"] == 1.0
+
+
+def test_ned_weighs_every_word_alike_unlike_per():
+    # One error in a 1-phoneme word and none in a 4-phoneme word: NED = (1/1 + 0/4) / 2, PER = 1 / 5.
+    r = error_rates([["X"], ["A", "B", "C", "D"]], [[("C",)], [("A", "B", "C", "D")]])
+    assert r["ned"] == pytest.approx(0.5) and r["per"] == pytest.approx(1 / 5)
 
 
 def test_bad_input_is_rejected():

@@ -9,12 +9,12 @@ import torch
 
 from ..data import images
 from ..models.autoencoder import Autoencoder
+from ..train import load_checkpoint
 from .style import HALF, errorbar, plt, save
 
 
 def load_model(cfg: dict, family: str, variant: str, seed: int, build) -> torch.nn.Module:
-    state = torch.load(Path(cfg["results_dir"]) / "runs" / family / variant / f"seed{seed}" / "model.pt",
-                       map_location="cpu", weights_only=False)
+    state = load_checkpoint(Path(cfg["results_dir"]) / "runs" / family / variant / f"seed{seed}" / "model.pt")
     model = build(state["params"])
     model.load_state_dict(state["state_dict"])
     return model.eval()

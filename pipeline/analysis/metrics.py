@@ -20,13 +20,16 @@ def edit_distance(a: Sequence, b: Sequence) -> int:
 def error_rates(hyps: Sequence[Sequence], refs_list: Sequence[Sequence[Sequence]]) -> dict:
     """WER: fraction of words whose hypothesis matches none of its references.
     PER: sum of each word's edit distance to its closest reference over the summed lengths of those
-    closest references (ties go to the first listed). Both are fractions, not percentages; PER can
+    closest references (ties go to the first listed). NED: the mean over words of that distance divided by
+    that reference's length, the per-word normalised edit distance some courses report as "error rate"
+    (short words weigh as much as long ones, unlike PER). All are fractions, not percentages; PER and NED can
     exceed 1 only if hypotheses insert more phonemes than the references hold."""
     if len(hyps) != len(refs_list):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs_list)} reference lists")
     if not hyps:
         raise ValueError("no words to score")
     wrong = errors = ref_len = 0
+    normalised = 0.0
     for hyp, refs in zip(hyps, refs_list):
         if not refs:
             raise ValueError("every word needs at least one reference")
@@ -35,5 +38,7 @@ def error_rates(hyps: Sequence[Sequence], refs_list: Sequence[Sequence[Sequence]
         wrong += dist != 0
         errors += dist
         ref_len += length
-    return {"wer": wrong / len(hyps), "per": errors / max(ref_len, 1), "n_words": len(hyps),
+        normalised += dist / max(length, 1)
+    return {"wer": wrong / len(hyps), "per": errors / max(ref_len, 1), "ned": normalised / len(hyps),
+            "n_words": len(hyps),
             "n_phonemes": ref_len}

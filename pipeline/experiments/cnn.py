@@ -6,7 +6,7 @@ import torch
 from ..models.cnn import CNN, count_macs
 from ..run import RunOutput
 from ..train import RunContext
-from .common import classifier_metrics, load_splits, one_cycle, train_classifier
+from .common import classifier_metrics, load_splits, one_cycle, predictions_on_test, train_classifier
 
 
 def build(p: dict) -> CNN:
@@ -22,4 +22,4 @@ def run(ctx: RunContext) -> RunOutput:
     train_classifier(ctx, model, data, optimizer=opt, scheduler=sched)
     metrics = classifier_metrics(model, data)
     metrics["macs"] = count_macs(build(ctx.params))
-    return RunOutput(metrics=metrics, model=model)
+    return RunOutput(metrics=metrics, model=model, predictions=predictions_on_test(model, data))

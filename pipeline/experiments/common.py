@@ -35,9 +35,18 @@ def cross_entropy(model: nn.Module, batch) -> torch.Tensor:
     return nn.functional.cross_entropy(model(xb), yb)
 
 
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    return train.predict_classes(model, x, prepare=images_to_float, batch_size=batch_size)
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    from ..train import accuracy as _acc
-    return _acc(model, x, y, prepare=images_to_float, batch_size=batch_size)
+    """Classification accuracy on uint8 images; counts stay on the device until the end."""
+    return (predict(model, x, batch_size) == y).sum().item() / max(len(x), 1)
+
+
+def predictions_on_test(model: nn.Module, data: images.Splits) -> dict:
+    """The predicted class of every test image, for review (`pipeline diff` counts the ones that changed)."""
+    return {"split": "test", "kind": "class", "values": predict(model, data.test[0]).cpu().tolist()}
 
 
 def count_params(model: nn.Module) -> int:

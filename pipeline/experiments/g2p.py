@@ -95,8 +95,9 @@ def decode(model: Seq2Seq, words: Sequence[str], data: G2PData, device, max_len:
 
 
 def score(model: Seq2Seq, entries, data: G2PData, device, max_len: int, beam: int | None = None) -> dict:
+    """Error rates of the decoded words, and the decoded words themselves under "hyps"."""
     hyps = decode(model, [w for w, _ in entries], data, device, max_len, beam)
-    return error_rates(hyps, [prons for _, prons in entries])
+    return {**error_rates(hyps, [prons for _, prons in entries]), "hyps": hyps}
 
 
 def pick_examples(entries, n: int = N_EXAMPLES) -> list:
@@ -139,7 +140,7 @@ def run(ctx: RunContext) -> RunOutput:
 
     def evaluate(m: Seq2Seq) -> dict:
         r = score(m, data.val, data, ctx.device, p["max_len"])
-        return {"val_wer": r["wer"], "val_per": r["per"]}
+        return {"val_wer": r["wer"], "val_per": r["per"], "val_ned": r["ned"]}
 
     history = fit(model, opt, ctx=ctx, epochs=p["epochs"], batches=batches, loss_fn=token_loss,
                   evaluate=evaluate, steps_per_epoch=steps, scheduler=sched)
@@ -155,11 +156,16 @@ def run(ctx: RunContext) -> RunOutput:
             t0 = time.perf_counter()
             r = score(model, data.test, data, ctx.device, p["max_len"], beam)
             timing[f"test_seconds_{name}"] = round(time.perf_counter() - t0, 3)
-            metrics[f"test_wer_{name}"], metrics[f"test_per_{name}"] = r["wer"], r["per"]
+            for key in ("wer", "per", "ned"):
+                metrics[f"test_{key}_{name}"] = r[key]
+            if beam is None:
+                predictions = {"split": "test", "kind": "phonemes", "keys": [w for w, _ in data.test],
+                               "values": [" ".join(h) for h in r["hyps"]]}
             ctx.log(f"[{ctx.family}/{ctx.variant}/seed{ctx.seed}] test {name}: wer={r['wer']:.4f} "
                     f"per={r['per']:.4f} ({timing[f'test_seconds_{name}']:.1f}s)")
         final_val = dict(history[-1]) if history else evaluate(model)
-    metrics["val_wer"], metrics["val_per"] = final_val["val_wer"], final_val["val_per"]
+    for key in ("val_wer", "val_per", "val_ned"):
+        metrics[key] = final_val[key]
     extras = {"examples": examples(model, pick_examples(data.test), data, ctx.device, p["max_len"], p["beams"]),
               "attention": bool(p["attention"]), "timing": timing}
-    return RunOutput(metrics=metrics, model=model, extras=extras)
+    return RunOutput(metrics=metrics, model=model, extras=extras, predictions=predictions)

@@ -10,7 +10,7 @@ import torch
 from ..models.reference_cnn import ReferenceCNN
 from ..run import RunOutput
 from ..train import RunContext
-from .common import adam, classifier_metrics, load_splits, train_classifier
+from .common import adam, classifier_metrics, load_splits, predictions_on_test, train_classifier
 
 
 def build(p: dict | None = None) -> ReferenceCNN:
@@ -25,4 +25,4 @@ def run(ctx: RunContext) -> RunOutput:
     metrics = classifier_metrics(model, data)
     metrics["lr"] = float(ctx.params["lr"])
     metrics.update(n_train=len(data.train[0]), n_val=len(data.val[0]), n_test=len(data.test[0]))
-    return RunOutput(metrics=metrics, model=model)
+    return RunOutput(metrics=metrics, model=model, predictions=predictions_on_test(model, data))

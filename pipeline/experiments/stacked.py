@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from ..models.stacked import DenseAE, StackedClassifier, StackedEncoder
 from ..run import RunOutput
 from ..train import RunContext, batch_indices, epoch_seed, fit, images_to_float
-from .common import accuracy, adam, count_params, load_splits, one_cycle, train_classifier
+from .common import accuracy, adam, count_params, load_splits, one_cycle, predictions_on_test, train_classifier
 
 
 FEW_LABEL_BATCH = 32
@@ -84,6 +84,7 @@ def _conditions(ctx: RunContext, aes, data, x, y, epochs_frozen: int, epochs_tun
     train_classifier(ctx, clf, data, stage=f"{prefix}finetune", epochs=epochs_tune, **optimizer(clf, epochs_tune),
                      **kw)
     out[f"{prefix}acc_finetuned"] = accuracy(clf, *data.test)
+    out[f"{prefix}val_acc_finetuned"] = accuracy(clf, *data.val)  # the report picks architectures on this
     rand = StackedClassifier(StackedEncoder(p["layers"], dropout=drop)).to(ctx.device)
     train_classifier(ctx, rand, data, stage=f"{prefix}random", epochs=epochs_frozen + epochs_tune,
                      **optimizer(rand, epochs_frozen + epochs_tune), **kw)
@@ -107,4 +108,4 @@ def run(ctx: RunContext) -> RunOutput:
                     "depth": len(p["layers"])})
     metrics["pretrain_gain"] = metrics["acc_finetuned"] - metrics["acc_random"]
     metrics["few_pretrain_gain"] = metrics["few_acc_finetuned"] - metrics["few_acc_random"]
-    return RunOutput(metrics=metrics, model=model)
+    return RunOutput(metrics=metrics, model=model, predictions=predictions_on_test(model, data))
