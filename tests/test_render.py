@@ -186,14 +186,14 @@ def test_fit_tries_default_then_floor_then_in_order():
         calls.append(s)
         return fake_doc(pages[s])
 
-    r = fit.fit(render, 2, ladder, name="x")
+    r = fit.fit_pages(render, 2, ladder, name="x")
     assert r.setting == fit.Setting(0.7, 9.5) and r.pages == 2
     assert calls == [ladder[0], ladder[-1], *ladder[1:6]]
-    assert fit.fit(render, None, ladder, name="x").setting == ladder[0]
+    assert fit.fit_pages(render, None, ladder, name="x").setting == ladder[0]
 
     calls.clear()
     with pytest.raises(PageLimitError, match=r"report x: 2 pages .* limit 1; "):
-        fit.fit(render, 1, ladder, name="x", sections=[{"id": "a", "title": "A"}])
+        fit.fit_pages(render, 1, ladder, name="x", sections=[{"id": "a", "title": "A"}])
     assert calls == [ladder[0], ladder[-1]]  # a hopeless report costs two renders
 
 

@@ -9,6 +9,7 @@ import torch
 from ..experiments.vit import build
 from ..models.vit import cls_attention_map
 from .autoencoder import load_model, test_images
+from .cnn import best_variant
 from .style import HALF, accuracy_vs_params, plt, save
 
 
@@ -24,7 +25,7 @@ def figures(cfg: dict, runs, table, out: Path) -> None:
     ax.tick_params(axis="x", rotation=30)
     save(fig, out / "train_test_gap.svg")
 
-    best = str(table.loc[table["test_acc"].idxmax(), "variant"])
+    best = best_variant(table)
     seed = int(runs[runs["variant"] == best]["seed"].min())
     model = load_model(cfg, "vit", best, seed, build)
     import json

@@ -26,16 +26,28 @@ def conv_matrix(w: np.ndarray, H: int, W: int) -> np.ndarray:
     return K
 
 
-def _conv_net(H, W, M, N, n_out) -> nn.Module:
+def _conv_net(H, W, M, N, n_out, bias: bool = True) -> nn.Module:
     P = ((H - M + 1) // 2) * ((W - N + 1) // 2)
-    return nn.Sequential(nn.Conv2d(1, 1, (M, N)), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(P, n_out))
+    return nn.Sequential(nn.Conv2d(1, 1, (M, N), bias=bias), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(P, n_out, bias=bias))
 
 
-def _fc_net(H, W, M, N, n_out) -> nn.Module:
+def _fc_net(H, W, M, N, n_out, bias: bool = True) -> nn.Module:
     Ho, Wo = H - M + 1, W - N + 1
     P = (Ho // 2) * (Wo // 2)
-    return nn.Sequential(nn.Flatten(), nn.Linear(H * W, Ho * Wo), nn.Unflatten(1, (1, Ho, Wo)),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(P, n_out))
+    return nn.Sequential(nn.Flatten(), nn.Linear(H * W, Ho * Wo, bias=bias), nn.Unflatten(1, (1, Ho, Wo)),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(P, n_out, bias=bias))
+
+
+def _fc_to_pooled_net(H, W, M, N, n_out) -> nn.Module:
+    """The replacement as a reference solution sizes it: HW -> H''W'' (the pooled size), then to n_out, no biases.
+    Its output is not the convolution's (H'W'), so the pooling has nothing to pool: not the same network."""
+    P = ((H - M + 1) // 2) * ((W - N + 1) // 2)
+    return nn.Sequential(nn.Flatten(), nn.Linear(H * W, P, bias=False), nn.Linear(P, n_out, bias=False))
+
+
+def _numel(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
 
 
 def param_counts(H: int, W: int, M: int, N: int, n_out: int = 3) -> dict:
@@ -52,14 +64,20 @@ def param_counts(H: int, W: int, M: int, N: int, n_out: int = 3) -> dict:
     head = (P + 1) * n_out
     conv_closed = M * N + 1 + head
     fc_closed = (H * W + 1) * Ho * Wo + head
-    conv_net, fc_net = _conv_net(H, W, M, N, n_out), _fc_net(H, W, M, N, n_out)
-    with torch.no_grad():  # the two networks must really accept an H x W image
+    nets = {"conv": _conv_net(H, W, M, N, n_out), "fc": _fc_net(H, W, M, N, n_out),
+            "conv_nobias": _conv_net(H, W, M, N, n_out, bias=False), "fc_nobias": _fc_net(H, W, M, N, n_out, bias=False),
+            "fc_to_pooled": _fc_to_pooled_net(H, W, M, N, n_out)}
+    with torch.no_grad():  # every network must really accept an H x W image
         x = torch.zeros(1, 1, H, W)
-        assert conv_net(x).shape == fc_net(x).shape == (1, n_out)
+        assert all(net(x).shape == (1, n_out) for net in nets.values())
     return {
         "H": H, "W": W, "M": M, "N": N, "n_out": n_out, "pooled": P,
-        "conv_closed": conv_closed, "conv_numel": sum(p.numel() for p in conv_net.parameters()),
-        "fc_closed": fc_closed, "fc_numel": sum(p.numel() for p in fc_net.parameters()),
+        "conv_closed": conv_closed, "conv_numel": _numel(nets["conv"]),
+        "fc_closed": fc_closed, "fc_numel": _numel(nets["fc"]),
+        # Without biases (as a reference solution counts): MN + n_out P and HW H'W' + n_out P.
+        "conv_nobias_closed": M * N + n_out * P, "conv_nobias_numel": _numel(nets["conv_nobias"]),
+        "fc_nobias_closed": H * W * Ho * Wo + n_out * P, "fc_nobias_numel": _numel(nets["fc_nobias"]),
+        "fc_to_pooled_closed": H * W * P + n_out * P, "fc_to_pooled_numel": _numel(nets["fc_to_pooled"]),
     }
 
 
@@ -70,6 +88,27 @@ def identity_attention(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
     s = scale * (x @ x.T)
     s = np.exp(s - s.max(axis=1, keepdims=True))  # shift for overflow safety; softmax is unchanged
     return (s / s.sum(axis=1, keepdims=True)) @ x
+
+
+def flattened_attention(x: np.ndarray) -> dict:
+    """Self-attention with W_Q = W_K = W_V = I on vec(x): a sequence of HW scalar tokens (d_k = 1).
+
+    Q = K = V = x' (HW x 1), A = softmax(x' x'^T) (HW x HW; the 1/sqrt(d_k) scale is 1), Z = A x' (HW values), checked
+    against F.scaled_dot_product_attention with its default scale on a [1, HW, 1] tensor."""
+    xv = x.reshape(-1, 1).astype(np.float64)
+    scores = xv @ xv.T
+    a = np.exp(scores - scores.max(axis=1, keepdims=True))
+    a /= a.sum(axis=1, keepdims=True)
+    z = a @ xv
+    t = torch.as_tensor(xv)[None]
+    ref = F.scaled_dot_product_attention(t, t, t)[0].numpy()
+    return {"image_shape": list(x.shape), "n_tokens": int(xv.shape[0]), "d_k": 1,
+            "shapes": {"Q": list(xv.shape), "K": list(xv.shape), "V": list(xv.shape), "A": list(a.shape),
+                       "Z": list(z.shape)},
+            "max_abs_diff_sdpa": float(np.abs(z - ref).max()),
+            "row_sums_max_dev": float(np.abs(a.sum(axis=1) - 1).max()),
+            # A_ij grows with x_i x_j: for a positive pixel, the brightest pixels get the most weight.
+            "z_between_min_and_max": bool((z >= xv.min() - 1e-12).all() and (z <= xv.max() + 1e-12).all())}
 
 
 def torch_identity_attention(x: np.ndarray, scale: float | None = None) -> np.ndarray:
@@ -119,7 +158,8 @@ def compute(seed: int = 0) -> dict:
 
     grid = [param_counts(H, W, M, N) for H, W in [(8, 8), (16, 16), (28, 28), (32, 24)]
             for M, N in [(3, 3), (5, 5), (3, 5)]]
-    all_equal = all(g["conv_closed"] == g["conv_numel"] and g["fc_closed"] == g["fc_numel"] for g in grid)
+    all_equal = all(g[f"{k}_closed"] == g[f"{k}_numel"] for g in grid
+                    for k in ("conv", "fc", "conv_nobias", "fc_nobias", "fc_to_pooled"))
 
     xa = rng.standard_normal((6, 5))
     attention = {
@@ -130,7 +170,9 @@ def compute(seed: int = 0) -> dict:
             identity_attention(xa, 1 / np.sqrt(xa.shape[1])) - torch_identity_attention(xa, None)).max()),
     }
 
+    flattened = flattened_attention(rng.standard_normal((4, 5)))
     return {
+        "flattened_attention": flattened,
         "conv_vs_torch": {"cases": conv_cases, "max_abs_diff": max(c["max_abs_diff"] for c in conv_cases)},
         "example": example,
         "param_counts": {"grid": grid, "all_equal": all_equal},

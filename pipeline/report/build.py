@@ -19,4 +19,4 @@ def build_report(cfg: dict, assignment: str) -> Path:
                             provenance=collect(cfg["profile"], results, families=families_of(cfg, assignment)))
     out = Path(cfg["reports_dir"]) / f"{assignment}.json"
     out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return Path(summary["pdf"])
+    return Path(cfg["reports_dir"]) / summary["pdf"]  # the summary's paths are relative to reports/

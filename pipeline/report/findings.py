@@ -1,12 +1,16 @@
 """Sentences that state findings, generated from result tables, never typed by hand.
 
-Every comparison says whether the difference exceeds the spread across seeds, or that there is only one seed.
+Every comparison carries a test across seeds: Welch's t on the per-variant means, standard deviations and seed counts
+of the aggregated tables, worded by its 95% confidence interval ("+0.42 pp, 95% CI +0.20 to +0.64") or as not
+distinguishable from seed noise; with a single seed it says so instead.
 """
 from __future__ import annotations
 
 import math
 
 import pandas as pd
+
+from ..stats import Difference, welch_from_stats
 
 
 def pct(x: float, digits: int = 2) -> str:
@@ -23,16 +27,30 @@ def _std(row: pd.Series, col: str) -> float:
     return float(v) if v is not None else float("nan")
 
 
+LEVEL = 0.95
+
+
+def difference(a: pd.Series, b: pd.Series, col: str, col_b: str | None = None) -> Difference:
+    """Welch's t-test of row a's `col` against row b's `col_b` (default the same column), from the table's
+    mean, `_std` and `n_seeds`."""
+    col_b = col_b or col
+    return welch_from_stats(float(a[col]), _std(a, col), int(a.get("n_seeds", 1)),
+                            float(b[col_b]), _std(b, col_b), int(b.get("n_seeds", 1)), LEVEL)
+
+
+def noise_clause(d: Difference, scale: float = 100, unit: str = "pp") -> str:
+    """The test result of a difference in words: its CI when it exceeds seed noise, else that it does not."""
+    n = f"{min(d.n_a, d.n_b)} seeds" if d.n_a == d.n_b else f"{d.n_a} and {d.n_b} seeds"
+    if not d.testable:
+        return "single seed: no test"
+    ci = f"{LEVEL:.0%} CI {scale * d.low:+.2f} to {scale * d.high:+.2f} {unit}"
+    if d.beyond_noise:
+        return f"beyond seed noise: {ci}, Welch's t on {n}"
+    return f"not distinguishable from seed noise with {n}: {ci}"
+
+
 def spread_clause(a: pd.Series, b: pd.Series, col: str, scale: float = 100, unit: str = "pp") -> str:
-    """Does |mean_a - mean_b| exceed the seed spread? Spread = the larger of the two std's (ddof=1)."""
-    na, nb = int(a.get("n_seeds", 1)), int(b.get("n_seeds", 1))
-    if min(na, nb) < 2:
-        return "single seed"
-    spread = max(_std(a, col), _std(b, col))
-    diff = abs(float(a[col]) - float(b[col]))
-    verdict = "exceeds" if diff > 2 * spread else "does not exceed"
-    return (f"the difference {verdict} twice the seed spread "
-            f"(std {scale * spread:.2f} {unit} over {min(na, nb)} seeds)")
+    return noise_clause(difference(a, b, col), scale, unit)
 
 
 def compare(a: pd.Series, b: pd.Series, col: str, name_a: str, name_b: str, fmt=pct, diff_fmt=pp) -> str:
@@ -41,8 +59,19 @@ def compare(a: pd.Series, b: pd.Series, col: str, name_a: str, name_b: str, fmt=
             f"{spread_clause(a, b, col)})")
 
 
+def gain(a: pd.Series, b: pd.Series, col: str, col_b: str | None = None) -> str:
+    """"+0.42 pp (beyond seed noise: 95% CI ...)": a difference with its test, without the two levels."""
+    d = difference(a, b, col, col_b)
+    return f"{pp(d.diff)} ({noise_clause(d)})"
+
+
 def best(table: pd.DataFrame, col: str, largest: bool = True) -> pd.Series:
     return table.loc[table[col].idxmax() if largest else table[col].idxmin()]
+
+
+def chosen(table: pd.DataFrame, on: str = "val_acc", largest: bool = True) -> pd.Series:
+    """The variant a careful experimenter would pick: best on validation (the test set only reports the choice)."""
+    return best(table, on, largest)
 
 
 def seeds_note(table: pd.DataFrame) -> str:

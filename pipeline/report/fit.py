@@ -121,6 +121,17 @@ def section_pages(document, section_ids: Sequence[str]) -> dict[str, float]:
     return spans
 
 
+def anchor_pages(document, prefix: str) -> dict[str, int]:
+    """Page (from 1) of the first fragment of every element whose id starts with `prefix`, keyed by the rest of
+    the id: where the answer tagged `q-3.2-Q1.a` landed, for the appendix's checklist."""
+    pages: dict[str, int] = {}
+    for index, page in enumerate(document.pages, 1):
+        for anchor in page.anchors:
+            if anchor.startswith(prefix):
+                pages.setdefault(anchor[len(prefix):], index)
+    return pages
+
+
 def _content_area(page) -> tuple[float, float]:
     box = getattr(page, "_page_box", None)
     try:
@@ -132,8 +143,8 @@ def _content_area(page) -> tuple[float, float]:
     return 0.0, float(page.height)
 
 
-def fit(render: Callable[[Setting], object], page_limit: int | None, settings: Sequence[Setting],
-        *, name: str, sections: Sequence[dict] = (), config_hint: str = "") -> FitResult:
+def fit_pages(render: Callable[[Setting], object], page_limit: int | None, settings: Sequence[Setting],
+              *, name: str, sections: Sequence[dict] = (), config_hint: str = "") -> FitResult:
     """Render with the first setting in `settings` that fits within `page_limit` pages.
 
     `render(setting)` must return a WeasyPrint `Document`. Tries the first (largest) setting,

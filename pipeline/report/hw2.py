@@ -16,20 +16,23 @@ from ..experiments import g2p as g2p_exp
 from ..models.reference_cnn import ReferenceCNN
 
 from .findings import best, compare, mean_std, pct, pp, seeds_note
+from .runs import run_index
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST"}
 
-# The reference report's CNN test accuracies per learning rate (Kuzushiji-MNIST, same architecture).
-LR_REFERENCE = {"dataset": "kmnist", "test_acc": {1e-5: 0.894, 5e-4: 0.957, 1e-2: 0.100}}
-# Published word error rates on the standard CMUdict train/test split.
+# The reference report's final validation accuracies per learning rate (Kuzushiji-MNIST, same architecture).
+LR_REFERENCE = {"dataset": "kmnist", "val_acc": {1e-5: 0.8938, 5e-4: 0.9571, 1e-2: 0.1000}}
+# Published word error rates on the standard CMUdict train/test split, and the reference report's own test error
+# rate (mean per-word edit distance over the reference length, on characters of a transliteration task).
 G2P_REFERENCE = [
-    {"model": "LSTM encoder-decoder, no attention", "wer": 0.286, "variant": "no_attention"},
-    {"model": "LSTM encoder-decoder with attention", "wer": 0.217, "variant": "attention"},
-    {"model": "Transformer", "wer": 0.221, "variant": None},
+    {"model": "LSTM enc.-dec., no attention", "wer": 0.286, "report_ned": 0.5002, "variant": "no_attention"},
+    {"model": "LSTM enc.-dec., attention", "wer": 0.217, "report_ned": 0.3808, "variant": "attention"},
+    {"model": "Transformer", "wer": 0.221, "report_ned": None, "variant": None},
 ]
 VARIANT_NAMES = {"attention": "with attention", "no_attention": "without attention"}
 POOL = ReferenceCNN().pool.kernel_size
 N_CLASSES = ReferenceCNN().fc3.out_features
+FIRST_KERNEL = next(m for m in ReferenceCNN().modules() if isinstance(m, nn.Conv2d)).kernel_size[0]
 # A classifier at or below this test accuracy has learned (nearly) nothing: chance is 1 / N_CLASSES.
 CHANCE_MARGIN = 0.15
 # Float64 results this close count as equal (rounding, not a different formula).
@@ -70,9 +73,9 @@ def question1(conv: dict) -> dict:
         "Kernel M×N": [f"{m}×{n}" for m, n in zip(grid["M"], grid["N"])],
         "H′×W′": [f"{h - m + 1}×{w - n + 1}" for h, w, m, n in zip(grid["H"], grid["W"], grid["M"], grid["N"])],
         "Pooled P": grid["pooled"].map(_int),
-        "Conv: formula": grid["conv_closed"].map(_int), "Conv: numel": grid["conv_numel"].map(_int),
-        "FC: formula": grid["fc_closed"].map(_int), "FC: numel": grid["fc_numel"].map(_int),
-        "FC / conv": (grid["fc_numel"] / grid["conv_numel"]).map(lambda v: f"{v:,.0f}×"),
+        "A: with biases": grid["conv_numel"].map(_int), "A: weights only": grid["conv_nobias_numel"].map(_int),
+        "B: with biases": grid["fc_numel"].map(_int), "B: weights only": grid["fc_nobias_numel"].map(_int),
+        "B / A": (grid["fc_numel"] / grid["conv_numel"]).map(lambda v: f"{v:,.0f}×"),
     })
     cases = conv["conv_vs_torch"]["cases"]
     n_out = int(grid["n_out"].iloc[0])
@@ -82,16 +85,45 @@ def question1(conv: dict) -> dict:
     diff = conv["conv_vs_torch"]["max_abs_diff"]
     verdict = "equals" if diff < EXACT else "DIFFERS from"
     findings = [
-        f"K vec(x) {verdict} <code>F.conv2d</code> on {len(cases)} random cases (images {min(sides)}–{max(sides)} "
+        f"K vec(x) {verdict} F.conv2d on {len(cases)} random cases (images {min(sides)}–{max(sides)} "
         f"pixels a side, every kernel size up to the image): largest absolute difference {diff:.1e}.",
-        ("The closed forms equal the modules' <code>numel()</code> sums in all " if conv["param_counts"]["all_equal"]
-         else "The closed forms DISAGREE with <code>numel()</code> in some of the ")
+        ("The closed forms, with and without biases, equal the modules' numel() sums in all " if
+         conv["param_counts"]["all_equal"] else "The closed forms DISAGREE with numel() in some of the ")
         + f"{len(grid)} configurations; replacing the convolution by a fully connected layer multiplies the "
         f"parameter count by {ratio.min():,.0f}× to {ratio.max():,.0f}×.",
     ]
+    # The MNIST-sized case, for the text: 28x28 image, 5x5 filter if the grid has it.
+    mnist = grid[(grid["H"] == 28) & (grid["W"] == 28)]
+    pick = mnist[(mnist["M"] == 5) & (mnist["N"] == 5)]
+    pick = (pick if len(pick) else mnist if len(mnist) else grid).iloc[0]
     att = conv["attention"]
     return {"ex": ex, "matches": matches, "grid": shown, "n_out": n_out, "findings": findings, "att": att,
+            "flat": conv["flattened_attention"], "pick": pick,
             "ex_h": len(ex["x"]), "ex_w": len(ex["x"][0]), "ex_m": len(ex["w"]), "ex_n": len(ex["w"][0])}
+
+
+def why_convolutions(q1: dict, q2: dict) -> dict:
+    """Q2.1-Q2.3, tied to the Q1 counts and the reference CNN that Q2.4 trains."""
+    g = q1["pick"]
+    h, w, m, n = int(g["H"]), int(g["W"]), int(g["M"]), int(g["N"])
+    ho, wo = h - m + 1, w - n + 1
+    return {
+        "fewer": (f"A convolution reuses one small kernel at every position, so its weights do not grow with the image: "
+                  f"for a {h}×{w} image and a {m}×{n} filter, network A has {int(g['conv_numel']):,} parameters and "
+                  f"network B, whose first layer must connect each of the {ho * wo:,} outputs to all {h * w:,} pixels, "
+                  f"{int(g['fc_numel']):,} ({g['fc_numel'] / g['conv_numel']:,.0f}× more). The reference CNN of Q2.4 "
+                  f"has {q2['n_params']:,} parameters, most of them in its fully connected layers."),
+        "generalise": ("Sharing and locality are assumptions that hold for images: a stroke or an edge means the same "
+                       "thing anywhere, and the pixels that form it are neighbours. A convolution therefore detects a "
+                       "pattern wherever it appears (its output shifts with the input) and learns it from every position "
+                       "at once, while a fully connected layer must learn each position separately from fewer examples "
+                       "per weight, with thousands of times more parameters to fit: more capacity to memorise, "
+                       "less evidence per parameter."),
+        "no_gain": ("When the inputs have no spatial or temporal order, e.g. readings of independent sensors or columns "
+                    "of a table: permuting the inputs changes nothing for a fully connected network, but destroys the "
+                    "neighbourhoods a convolution relies on, so its sharing and locality only restrict the model. The "
+                    "same holds when every output depends on specific far-apart positions (no translation symmetry)."),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- question 2
@@ -143,8 +175,8 @@ def question2(t: pd.DataFrame, activations: dict, params: dict) -> dict:
                                                              f"lr {rate_label(r['lr'])}") + "." for r in others]
     findings += [_behaviour(r) + "." for _, r in t.iterrows()]
 
-    ref = LR_REFERENCE["test_acc"]
-    ours_by_rate = {float(r["lr"]): float(r["test_acc"]) for _, r in t.iterrows()}
+    ref = LR_REFERENCE["val_acc"]
+    ours_by_rate = {float(r["lr"]): float(r["val_acc"]) for _, r in t.iterrows()}
     common = [lr for lr in sorted(ref) if any(math.isclose(lr, o) for o in ours_by_rate)]
     ours = {lr: next(v for o, v in ours_by_rate.items() if math.isclose(lr, o)) for lr in common}
     rank_ref = sorted(common, key=lambda lr: -ref[lr])
@@ -167,7 +199,7 @@ def question2(t: pd.DataFrame, activations: dict, params: dict) -> dict:
             "comparison is qualitative: rankings and failures, not accuracy levels.")
     ref_table = pd.DataFrame({
         "Learning rate": [rate_label(lr) for lr in common],
-        f"Reference, {DATASET_NAMES[LR_REFERENCE['dataset']]} (%)": [f"{100 * ref[lr]:.1f}" for lr in common],
+        f"Reference, {DATASET_NAMES[LR_REFERENCE['dataset']]} (%)": [f"{100 * ref[lr]:.2f}" for lr in common],
         f"Ours, {DATASET_NAMES[dataset]} (%)": [f"{100 * ours[lr]:.2f}" for lr in common],
     })
 
@@ -182,6 +214,9 @@ def question2(t: pd.DataFrame, activations: dict, params: dict) -> dict:
            "pixels" if weak else "")
         + f". Map {broad['map']} is the broadest, active on {pct(broad['active_pixels'], 1)} of the pixels "
         f"(active: above {pct(activations['active_fraction_threshold'], 0)} of the strongest response).",
+        f"Each map is the image filtered by one learned {FIRST_KERNEL}×{FIRST_KERNEL} kernel and cut at zero: narrow maps trace edges of one "
+        "direction or contrast (parts of the outline), broad ones respond to filled regions; together they are the "
+        "local features the second convolution combines, and where a map stays dark its pattern is absent.",
     ]
 
     display = pd.DataFrame({
@@ -227,15 +262,34 @@ def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
         r = _row(t, v)
         for label, fmt in (("WER (%)", lambda key: mean_std(r, f"test_wer_{key}")),
                            ("PER (%)", lambda key: mean_std(r, f"test_per_{key}")),
+                           ("NED (%)", lambda key: mean_std(r, f"test_ned_{key}")),
                            ("decoding time (s)", lambda key: f"{r[f'test_seconds_{key}']:.1f}")):
             rows.append({"Model": name[v], "Measure": label, **{col: fmt(key) for key, col in decodings}})
     display = pd.DataFrame(rows)
 
-    findings = []
+    # One list per question: without attention (Q3.1.a), with attention (Q3.1.b), beam search (Q3.1.c).
+    answers = {"no_attention": [], "attention": [], "beam": []}
+
+    def test_errors(r: pd.Series) -> str:
+        return (f"test error, greedy: WER {pct(r['test_wer_greedy'])}, PER {pct(r['test_per_greedy'])}, "
+                f"NED {pct(r['test_ned_greedy'])}")
+
+    for v in variants:
+        r = _row(t, v)
+        text = f"{name[v].capitalize()}: {test_errors(r)}"
+        if int(r["epochs_run"]) > 1:
+            trend = ("still falling" if r["last_epoch_val_wer_change"] < -STILL_IMPROVING else "flat")
+            text += (f"; validation WER {pct(r['first_val_wer'])} after epoch 1, {pct(r['val_wer'])} after epoch "
+                     f"{r['epochs_run']:.0f}, {trend} at the end ({pp(r['last_epoch_val_wer_change'])} in the last "
+                     "epoch)")
+        answers["attention" if v == "attention" else "no_attention"].append(text + ".")
     if {"attention", "no_attention"} <= set(variants):
         a, b = _row(t, "attention"), _row(t, "no_attention")
-        findings.append("Attention, greedy test WER: " + compare(a, b, "test_wer_greedy", "with", "without")
-                        + "; PER: " + compare(a, b, "test_per_greedy", "with", "without") + ".")
+        answers["attention"].append(
+            "Attention against none, greedy test WER: " + compare(a, b, "test_wer_greedy", "with", "without")
+            + "; PER: " + compare(a, b, "test_per_greedy", "with", "without") + ". Without attention the decoder "
+            "must carry the whole word in one state vector; with it, each output phoneme looks up the letters it "
+            "depends on (the alignment in the attention figure).")
     for v in variants if beams else []:
         r = _row(t, v)
         if 1 in beams:
@@ -251,24 +305,31 @@ def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
         lowest = (f"the lowest WER is at beam {top_k} ({pct(r[f'test_wer_beam{top_k}'])})"
                   if r[f"test_wer_beam{top_k}"] < r["test_wer_greedy"] else "no beam size beats greedy")
         cost = r[f"test_seconds_beam{widest}"] / max(r["test_seconds_greedy"], 1e-9)
-        findings.append(f"{name[v].capitalize()}: {check}; test WER {gain}; {lowest}; "
-                        f"beam {widest} takes {cost:.1f}× the greedy decoding time.")
-    for v in variants:
-        r = _row(t, v)
-        if int(r["epochs_run"]) > 1:
-            trend = ("still falling" if r["last_epoch_val_wer_change"] < -STILL_IMPROVING else "flat")
-            findings.append(f"{name[v].capitalize()}: validation WER {pct(r['first_val_wer'])} after epoch 1, "
-                            f"{pct(r['val_wer'])} after epoch {r['epochs_run']:.0f}, {trend} at the end "
-                            f"({pp(r['last_epoch_val_wer_change'])} in the last epoch).")
+        answers["beam"].append(f"{name[v].capitalize()}: {check}; test WER {gain}; {lowest}; "
+                               f"beam {widest} takes {cost:.1f}× the greedy decoding time.")
 
     ref_rows = []
     for ref in G2P_REFERENCE:
         ours = _row(t, ref["variant"]) if ref["variant"] in variants else None
-        ref_rows.append({"Model": ref["model"], "Published WER (%)": f"{100 * ref['wer']:.1f}",
-                         "Ours, greedy (%)": f"{100 * ours['test_wer_greedy']:.2f}" if ours is not None else "\u2014"})
+        ref_rows.append({
+            "Model": ref["model"],
+            "Reference report: error rate (%)": f"{100 * ref['report_ned']:.2f}" if ref["report_ned"] else "\u2014",
+            "Ours: NED (%)": f"{100 * ours['test_ned_greedy']:.2f}" if ours is not None else "\u2014",
+            "Published CMUdict WER (%)": f"{100 * ref['wer']:.1f}",
+            "Ours: WER (%)": f"{100 * ours['test_wer_greedy']:.2f}" if ours is not None else "\u2014"})
     ref_table = pd.DataFrame(ref_rows)
     ref_findings = []
     if "attention" in variants and "no_attention" in variants:
+        rep = {r["variant"]: r["report_ned"] for r in G2P_REFERENCE if r["variant"]}
+        ours_ned = {v: _row(t, v)["test_ned_greedy"] for v in ("attention", "no_attention")}
+        ref_findings.append(
+            f"The reference report's error rate ({pct(rep['no_attention'])} without, {pct(rep['attention'])} with "
+            "attention) is the mean over test words of the edit distance divided by the reference length, on "
+            "characters of a transliteration task that is not available here; NED is the same formula on CMUdict "
+            f"phonemes ({pct(ours_ned['no_attention'])} and {pct(ours_ned['attention'])}). The tasks differ, so only "
+            f"the relative effect of attention compares: it removes {1 - rep['attention'] / rep['no_attention']:.0%} "
+            f"of the reference's error and {1 - ours_ned['attention'] / max(ours_ned['no_attention'], 1e-12):.0%} "
+            "of ours.")
         pub = {r["variant"]: r["wer"] for r in G2P_REFERENCE if r["variant"]}
         gap = _row(t, "attention")["test_wer_greedy"] - _row(t, "no_attention")["test_wer_greedy"]
         pub_gap = pub["attention"] - pub["no_attention"]
@@ -293,7 +354,7 @@ def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
                 row[f"Greedy, {name[v]}"] = other[i]["greedy"]
                 row[f"Beam {max(beams)}, {name[v]}"] = other[i]["beams"].get(str(max(beams)), "")
         ex_rows.append(row)
-    return {"table": t, "display": display, "findings": findings, "ref_table": ref_table,
+    return {"table": t, "display": display, "answers": answers, "ref_table": ref_table,
             "ref_findings": ref_findings, "examples": pd.DataFrame(ex_rows), "beams": beams,
             "n_train_words": int(first["n_train_words"]), "n_train_pairs": int(first["n_train_pairs"]),
             "n_val_words": int(first["n_val_words"]), "n_test_words": int(first["n_test_words"]),
@@ -308,13 +369,16 @@ def context(cfg: dict, results: Path) -> dict:
     lr_params = dict(cfg["families"]["lr_study"].get("defaults", {}))
     g2p_params = dict(cfg["families"]["g2p"].get("defaults", {}))
     conv = _json(results / "analysis" / "conv_matrix.json")
+    q1 = question1(conv)
     ctx = {
         "profile": cfg["profile"],
-        "q1": question1(conv),
+        "q1": q1,
         "q2": question2(_table(results, "lr_study"), _json(results / "figures" / "lr_study" / "activations.json"),
                         lr_params),
         "q3": question3(_table(results, "g2p"), _json(results / "figures" / "g2p" / "examples.json"), g2p_params),
         "raw": {f: _table(results, f) for f in ("lr_study", "g2p")},
+        "runs": {f: run_index(cfg, results, f, Path(cfg["reports_dir"])) for f in ("lr_study", "g2p")},
         "plural": plural, "pct": pct,
     }
+    ctx["why"] = why_convolutions(q1, ctx["q2"])
     return ctx

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import jinja2
+import markupsafe
 import yaml
 
 from . import fit as fitting
@@ -29,6 +30,9 @@ BASE_DIR = TEMPLATES_ROOT / "_base"
 PREVIEW_DPI = 60
 # The `document` macro emits this; without it the fitter's settings would never reach the CSS.
 SETTINGS_MARKER = 'id="fit-settings"'
+ANSWER_PREFIX = "q-"
+# Tagged PDF (structure tree, figure alt text, XMP metadata) for screen readers; see write_pdf's options.
+PDF_VARIANT = "pdf/ua-1"
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +145,12 @@ def format_value(value: Any, spec: Any = None) -> str:
     return str(value)
 
 
-def table_model(data: Any, columns: Any = None, formats: dict | None = None, bold: dict | None = None) -> dict:
-    """Rows and columns for the `table` macro from a DataFrame or a list of dicts."""
+def table_model(data: Any, columns: Any = None, formats: dict | None = None, bold: dict | None = None,
+                links: dict | None = None, anchors: dict | None = None) -> dict:
+    """Rows and columns for the `table` macro from a DataFrame or a list of dicts.
+
+    links: {column: URL prefix}: each cell of the column links to prefix + its value (a number to the appendix
+    row of the runs behind it). anchors: {column: id prefix}: each row gets the id prefix + that column's value."""
     if hasattr(data, "to_dict") and hasattr(data, "columns"):
         if any(name is not None for name in getattr(data.index, "names", [None])):
             data = data.reset_index()  # a named index is a column the reader needs to see
@@ -166,9 +174,12 @@ def table_model(data: Any, columns: Any = None, formats: dict | None = None, bol
 
     formats = formats or {}
     bold = bold or {}
+    links = links or {}
+    anchor_key, anchor_prefix = next(iter((anchors or {}).items()), (None, ""))
     numeric = {k: any(_is_number(r.get(k)) for r in rows) for k, _ in pairs}
-    body = []
+    body, row_ids = [], []
     for r in rows:
+        row_ids.append(f"{anchor_prefix}{r.get(anchor_key)}" if anchor_key else "")
         cells = []
         for k, _ in pairs:
             v = r.get(k)
@@ -180,10 +191,11 @@ def table_model(data: Any, columns: Any = None, formats: dict | None = None, bol
                 cls.append("missing")
             if k in bold and not _missing(v) and v == bold[k]:
                 cls.append("best")
-            cells.append({"text": format_value(v, formats.get(k)), "cls": " ".join(cls)})
+            href = f"{links[k]}{v}" if k in links and not _missing(v) and str(v) else ""
+            cells.append({"text": format_value(v, formats.get(k)), "cls": " ".join(cls), "href": href})
         body.append(cells)
     return {"columns": [{"key": k, "label": label, "cls": "num" if numeric[k] else ""} for k, label in pairs],
-            "rows": body}
+            "rows": body, "row_ids": row_ids}
 
 
 def per_variant(df: Any) -> Any:
@@ -209,7 +221,7 @@ def _missing(v: Any) -> bool:
 # rendering
 
 RESERVED = ("fig_scale", "font_pt", "provenance", "assignment", "base_href", "base_css_url",
-            "style_css_url", "report_name", "part")
+            "style_css_url", "base_css", "style_css", "report_name", "part", "answer_pages")
 
 
 def render_html(assignment_dir: Path, template: str, context: dict, layout: dict) -> str:
@@ -226,7 +238,8 @@ def render_html(assignment_dir: Path, template: str, context: dict, layout: dict
 
 @contextmanager
 def _weasyprint_errors() -> Iterator[list[str]]:
-    """Collect WeasyPrint's errors (an image or stylesheet that failed to load) during a render.
+    """Collect WeasyPrint's errors (an image, stylesheet or attachment that failed to load, a figure
+    without alt text in a tagged PDF) during a render or write_pdf.
 
     WeasyPrint only logs these and carries on without the figure; a report missing a figure
     must fail instead.
@@ -255,11 +268,16 @@ def render_report(assignment_dir: Path, context: dict, out_dir: Path, name: str,
     """Render templates/NAME into out_dir: NAME.html/.pdf, NAME-appendix.html/.pdf, previews.
 
     Figures and other relative URLs in the templates resolve against `base_url` (usually
-    results/). The main document is shrunk (figures, then font) until it fits its page_limit;
+    results/); nothing outside it and templates/ can be loaded (portable.ReportFetcher). The
+    HTML files are self-contained (stylesheets inline, figures as data: URIs) and, like the
+    returned paths (relative to out_dir), name no path of this machine. The PDFs are tagged
+    (PDF/UA-1). The main document is shrunk (figures, then font) until it fits its page_limit;
     if it cannot fit, NAME.overlimit.pdf is written for inspection, earlier outputs are left
     alone and fit.PageLimitError is raised. Returns a JSON-able summary.
     """
     from weasyprint import HTML  # import cost (~1 s) only for callers that actually render
+
+    from .portable import embed_images, report_fetcher
 
     started = time.perf_counter()
     assignment_dir = Path(assignment_dir)
@@ -275,12 +293,14 @@ def render_report(assignment_dir: Path, context: dict, out_dir: Path, name: str,
                           f"{', '.join(missing[:3])}{more}; run the workflow steps that produce them")
 
     style = assignment_dir / "style.css"
+    base_href = base_url.as_uri() + "/"  # for WeasyPrint only: the HTML must not name this machine's paths
+    fetcher = report_fetcher(base_url)
     base_layout = {
         "provenance": dict(provenance or {}),
         "assignment": assignment,
-        "base_href": base_url.as_uri() + "/",
-        "base_css_url": (BASE_DIR / "base.css").resolve().as_uri(),
-        "style_css_url": style.resolve().as_uri() if style.is_file() else "",
+        # Inlined rather than linked, so that the HTML report carries its styles wherever it goes.
+        "base_css": markupsafe.Markup((BASE_DIR / "base.css").read_text()),
+        "style_css": markupsafe.Markup(style.read_text()) if style.is_file() else "",
         "report_name": name,
     }
     image_cache: dict = {}  # decoded figures are reused across the fitter's re-renders
@@ -294,50 +314,70 @@ def render_report(assignment_dir: Path, context: dict, out_dir: Path, name: str,
                               "{% call m.document() %} from _base/macros.html.j2 (it emits the page settings)")
         html_of[(part, setting)] = html
         with _weasyprint_errors() as errors:
-            doc = HTML(string=html, base_url=base_layout["base_href"]).render(cache=image_cache)
+            doc = HTML(string=html, base_url=base_href, url_fetcher=fetcher).render(cache=image_cache)
+        check(template, errors)
+        return doc
+
+    def check(template: str, errors: list[str]) -> None:
+        if fetcher.refused:  # the cause, rather than WeasyPrint's "failed to load" that follows it
+            raise ReportError(f"report {name} ({template}): refused to load {fetcher.refused[0]!r}: "
+                              f"{fetcher.allowed()}; is a value from results/ rendered with |safe?")
         if errors:
             raise ReportError(f"report {name} ({template}): {errors[0]}"
                               + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""))
-        return doc
+
+    def pdf_bytes(doc, template: str) -> bytes:
+        # Attachments (<a rel="attachment">) and alt text are only looked at while writing the PDF.
+        with _weasyprint_errors() as errors:
+            data = doc.write_pdf(pdf_variant=PDF_VARIANT)
+        check(template, errors)
+        return data
+
+    def portable_html(part: str, setting: fitting.Setting) -> bytes:
+        return embed_images(html_of[(part, setting)], base_href, fetcher).encode()
 
     settings = fitting.ladder(**assignment["fit"])
     limit = assignment["page_limit"]
     out_dir.mkdir(parents=True, exist_ok=True)
     over = out_dir / f"{name}.overlimit.pdf"
     try:
-        result = fitting.fit(lambda s: render(assignment["main"], "main", s), limit, settings,
+        result = fitting.fit_pages(lambda s: render(assignment["main"], "main", s), limit, settings,
                              name=name, sections=assignment["sections"], config_hint=yaml_hint)
     except fitting.PageLimitError as exc:
         if exc.document is not None:
-            _atomic_write(over, exc.document.write_pdf())
+            atomic_write(over, exc.document.write_pdf(pdf_variant=PDF_VARIANT))
         raise
 
+    # Where each answer landed (ids q-QID from _base/answers.html.j2), for the appendix's checklist.
+    answer_pages = fitting.anchor_pages(result.document, ANSWER_PREFIX)
+    base_layout["answer_pages"] = answer_pages
     appendix_doc = None
     if assignment.get("appendix"):
         # No page limit, so the appendix keeps the default, most legible setting. Rendered before
         # anything is written, so that a broken appendix leaves the previous outputs as they were.
         appendix_doc = render(assignment["appendix"], "appendix", settings[0])
-
-    main_pdf = out_dir / f"{name}.pdf"
-    main_html = out_dir / f"{name}.html"
-    _atomic_write(main_html, html_of[("main", result.setting)].encode())
-    _atomic_write(main_pdf, result.document.write_pdf())
+    # Every output is produced before the first is written, for the same reason.
+    outputs = {f"{name}.html": portable_html("main", result.setting),
+               f"{name}.pdf": pdf_bytes(result.document, assignment["main"])}
+    if appendix_doc is not None:
+        outputs[f"{name}-appendix.html"] = portable_html("appendix", settings[0])
+        outputs[f"{name}-appendix.pdf"] = pdf_bytes(appendix_doc, assignment["appendix"])
+    for file_name, data in outputs.items():
+        atomic_write(out_dir / file_name, data)
     over.unlink(missing_ok=True)  # a stale over-long draft would contradict the report beside it
     sections = fitting.section_pages(result.document, [s["id"] for s in assignment["sections"]])
 
     appendix = None
     if appendix_doc is not None:
-        app_pdf = out_dir / f"{name}-appendix.pdf"
-        app_html = out_dir / f"{name}-appendix.html"
-        _atomic_write(app_html, html_of[("appendix", settings[0])].encode())
-        _atomic_write(app_pdf, appendix_doc.write_pdf())
-        appendix = {"pdf": str(app_pdf), "html": str(app_html), "pages": len(appendix_doc.pages)}
+        appendix = {"pdf": f"{name}-appendix.pdf", "html": f"{name}-appendix.html", "pages": len(appendix_doc.pages)}
 
-    previews = write_previews(main_pdf, out_dir / "preview", name)
+    previews = write_previews(out_dir / f"{name}.pdf", out_dir / "preview", name)
+    # Paths relative to out_dir: the summary travels with the reports (index.html links through it).
     return {
         "name": name,
-        "pdf": str(main_pdf),
-        "html": str(main_html),
+        "title": assignment["title"],
+        "pdf": f"{name}.pdf",
+        "html": f"{name}.html",
         "pages": result.pages,
         "page_limit": limit,
         "fig_scale": result.setting.fig_scale,
@@ -347,8 +387,12 @@ def render_report(assignment_dir: Path, context: dict, out_dir: Path, name: str,
         "shrunk": result.setting != settings[0],
         "attempts": result.attempts,
         "sections": sections,
+        # Questions of assignment.yaml and the page of their answer; the unanswered are listed, not hidden.
+        "answers": {q["id"]: answer_pages.get(q["id"]) for q in assignment.get("questions") or []
+                    if not q.get("appendix")},
         "appendix": appendix,
-        "previews": [str(p) for p in previews],
+        "previews": [p.relative_to(out_dir).as_posix() for p in previews],
+        "provenance": base_layout["provenance"],
         "seconds": round(time.perf_counter() - started, 2),
     }
 
@@ -356,14 +400,14 @@ def render_report(assignment_dir: Path, context: dict, out_dir: Path, name: str,
 def write_previews(pdf: Path, preview_dir: Path, name: str, dpi: int = PREVIEW_DPI) -> list[Path]:
     """PNG per page as preview_dir/NAME-page-N.png (N from 1, unpadded); [] without pdftoppm."""
     exe = shutil.which("pdftoppm")
-    if exe is None:
-        log.warning("pdftoppm not found (install poppler-utils); skipping page previews of %s", name)
-        return []
     preview_dir.mkdir(parents=True, exist_ok=True)
     pattern = re.compile(rf"^{re.escape(name)}-page-(\d+)\.png$")
     for old in preview_dir.iterdir():
         if pattern.match(old.name):
-            old.unlink()  # a shorter report must not leave the old last pages behind
+            old.unlink()  # previews of an older PDF (or a longer one) must not sit beside the new PDF
+    if exe is None:
+        log.warning("pdftoppm not found (install poppler-utils); skipping page previews of %s", name)
+        return []
     with tempfile.TemporaryDirectory(dir=preview_dir, prefix=f".{name}-") as tmp:
         # pdftoppm zero-pads page numbers to the page count's width; rename to plain N.
         run = subprocess.run([exe, "-png", "-r", str(dpi), str(pdf), str(Path(tmp) / "p")],
@@ -380,7 +424,7 @@ def write_previews(pdf: Path, preview_dir: Path, name: str, dpi: int = PREVIEW_D
     return [p for _, p in sorted(out)]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     # Snakemake (and a reader with the PDF open) must never see a half-written file.
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)

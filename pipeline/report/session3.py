@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .findings import best, compare, mean_std, pct, pp, seeds_note, spread_clause
+from .findings import chosen, compare, difference, gain, mean_std, pct, pp, seeds_note
+from .runs import run_index
 
 
 def _table(results: Path, family: str) -> pd.DataFrame:
@@ -25,77 +27,190 @@ def stacked(t: pd.DataFrame) -> dict:
     t = t.copy()
     t["arch"] = [v.removeprefix("sae").replace("_", "-") for v in t["variant"]]
     small, large = t.loc[t["params"].idxmin()], t.loc[t["params"].idxmax()]
-    top = best(t, "acc_finetuned")
-    n_few = int(t["n_labels_few"].iloc[0])
-    findings = [
-        f"Best architecture after fine-tuning: {top['arch']} at {pct(top['acc_finetuned'])}. "
-        f"Largest vs smallest: " + compare(large, small, "acc_finetuned", large["arch"], small["arch"]) + ".",
-        f"Fine-tuning lifts the frozen-encoder classifier from {pct(t['acc_frozen'].mean())} to "
-        f"{pct(t['acc_finetuned'].mean())} on average over architectures "
-        f"({pp(t['acc_finetuned'].mean() - t['acc_frozen'].mean())}).",
+    top = chosen(t, "val_acc_finetuned")
+    n_all, n_few = int(t["n_labels"].iloc[0]), int(t["n_labels_few"].iloc[0])
+    size = [
+        f"Chosen on validation accuracy after fine-tuning: {top['arch']} ({int(top['params']):,} parameters), "
+        f"test accuracy {pct(top['acc_finetuned'])}. Largest against smallest stack: "
+        + compare(large, small, "acc_finetuned", large["arch"], small["arch"]) + ".",
     ]
-    def gain(r, prefix):
-        a = pd.Series({"v": r[f"{prefix}acc_finetuned"], "v_std": r[f"{prefix}acc_finetuned_std"],
-                       "n_seeds": r["n_seeds"]})
-        b = pd.Series({"v": r[f"{prefix}acc_random"], "v_std": r[f"{prefix}acc_random_std"], "n_seeds": r["n_seeds"]})
-        text = pp(a["v"] - b["v"])
-        if int(r["n_seeds"]) > 1:
-            text += " (" + spread_clause(a, b, "v").split(" (")[0].replace("the difference ", "") + ")"
-        return text
+    lift = t["acc_finetuned"] - t["acc_frozen"]
+    tuning = [
+        f"Fine-tuning the whole stack lifts the frozen-encoder classifier by {pp(lift.min())} to {pp(lift.max())} "
+        f"(from {pct(t['acc_frozen'].min())}–{pct(t['acc_frozen'].max())} to "
+        f"{pct(t['acc_finetuned'].min())}–{pct(t['acc_finetuned'].max())}), most for {t.loc[lift.idxmax(), 'arch']}: "
+        "codes learnt only to reconstruct their input are not the features a classifier needs until the labels "
+        "reach every layer.",
+    ]
 
-    findings.append(
-        f"Layer-wise pretraining vs random initialisation with the same supervised budget (fine-tuned minus random): "
-        f"with all {int(t['n_labels'].iloc[0]):,} labels "
-        + "; ".join(f"{r['arch']}: {gain(r, '')}" for _, r in t.iterrows())
-        + f". With {n_few:,} labels "
-        + "; ".join(f"{r['arch']}: {gain(r, 'few_')}" for _, r in t.iterrows()) + ".")
-    return {"table": t, "findings": findings, "seeds": seeds_note(t), "n_few": n_few,
-            "best": top}
+    def verdicts(prefix: str) -> tuple[str, list[str]]:
+        parts, helped, hurt = [], [], []
+        for _, r in t.iterrows():
+            d = difference(r, r, f"{prefix}acc_finetuned", f"{prefix}acc_random")
+            parts.append(f"{r['arch']} {gain(r, r, f'{prefix}acc_finetuned', f'{prefix}acc_random')}")
+            if d.beyond_noise:
+                (helped if d.diff > 0 else hurt).append(r["arch"])
+        if helped and not hurt:
+            verdict = f"pretraining pays for {', '.join(helped)}"
+        elif hurt and not helped:
+            verdict = f"random initialisation is better for {', '.join(hurt)}"
+        elif helped:
+            verdict = f"pretraining pays for {', '.join(helped)} and costs for {', '.join(hurt)}"
+        else:
+            verdict = "no difference exceeds seed noise"
+        return verdict, parts
+
+    v_all, all_parts = verdicts("")
+    v_few, few_parts = verdicts("few_")
+    pretraining = [
+        f"With all {n_all:,} labels {v_all} (fine-tuned minus random init: " + "; ".join(all_parts) + ").",
+        f"With {n_few:,} labels {v_few} (" + "; ".join(few_parts) + ").",
+        ("So layer-wise pretraining is a way to use unlabelled images: it helps where labels are scarce and the "
+         "network is deep, and a modern optimiser with dropout makes it unnecessary once labels are plentiful."
+         if "pays" in v_few and "pays" not in v_all else
+         "Layer-wise pretraining therefore shows no consistent benefit here; the answer depends on the label budget "
+         "and depth, and more seeds would sharpen it." if "pays" not in v_few else
+         "Pretraining helps with few and with all labels here."),
+    ]
+    return {"table": t, "size": size, "tuning": tuning, "pretraining": pretraining, "seeds": seeds_note(t),
+            "n_few": n_few, "best": top}
 
 
-def cnn(t: pd.DataFrame) -> dict:
-    top = best(t, "test_acc")
+# A train-test accuracy gap below this (fraction) is not called overfitting.
+SMALL_GAP = 0.01
+# What each CNN variant key changes: one line of the table per dimension of the design space.
+CNN_DIMENSIONS = {"kernel": "kernel size", "pool": "pooling", "batch_norm": "normalisation",
+                  "dropout": "regularisation", "head": "classifier head"}
+WHY = {
+    "depth (conv layers)": "more layers see a wider receptive field and build features of features",
+    "filters per layer": "more filters give each layer more distinct detectors, at a quadratic cost in parameters",
+    "kernel size": "larger kernels see more context per layer but multiply the MACs; stacked 3×3 layers see as much",
+    "pooling": "max pooling keeps the strongest response (small-shift invariance); a strided conv learns its own "
+               "down-sampling",
+    "normalisation": "batch norm keeps activations well scaled, so the one-cycle schedule can use larger steps",
+    "regularisation": "dropout fights overfitting, which a 4-epoch MNIST run barely has",
+    "classifier head": "the hidden fully connected layer holds most parameters; without it the conv features must "
+                       "be linearly separable",
+    "combination": "the combination stacks the changes that helped on their own",
+}
+
+
+def cnn_dimension(defaults: dict, own: dict) -> str:
+    keys = [k for k in own if own[k] != defaults.get(k)]
+    if not keys:
+        return "base"
+    if len(keys) > 1:
+        return "combination"
+    key = keys[0]
+    if key == "channels":
+        same = len(own["channels"]) == len(defaults.get("channels", []))
+        return "filters per layer" if same else "depth (conv layers)"
+    return CNN_DIMENSIONS.get(key, key)
+
+
+def cnn(t: pd.DataFrame, fam: dict) -> dict:
+    t = t.copy()
+    defaults = fam.get("defaults", {})
+    t["dimension"] = [cnn_dimension(defaults, fam["variants"].get(v) or {}) for v in t["variant"]]
+    top = chosen(t)
     base = _row(t, "base") if "base" in set(t["variant"]) else t.iloc[0]
-    rel = t[t["variant"] != base["variant"]].copy()
-    rel["delta"] = rel["test_acc"] - base["test_acc"]
-    helped = rel.sort_values("delta", ascending=False).head(3)
-    hurt = rel.sort_values("delta").head(3)
-    cheapest_good = t[t["test_acc"] >= top["test_acc"] - 0.002].sort_values("params").iloc[0]
-
-    def line(r):
-        return f"{r['variant']} ({r['change']}: {pp(r['delta'])})"
     findings = [
-        f"Best: {top['variant']} ({top['change']}) at {pct(top['test_acc'])} with {int(top['params']):,} "
-        f"parameters; the base network reaches {pct(base['test_acc'])}.",
-        "Largest gains over base: " + "; ".join(line(r) for _, r in helped.iterrows()) + ".",
-        "Largest losses: " + "; ".join(line(r) for _, r in hurt.iterrows()) + ".",
-        f"Within 0.2 pp of the best, the smallest network is {cheapest_good['variant']} "
-        f"({int(cheapest_good['params']):,} parameters, {int(cheapest_good['macs']):,} MACs per image).",
-        f"Best vs base: " + compare(top, base, "test_acc", top["variant"], "base") + ".",
+        f"Chosen on validation accuracy: {top['variant']} ({top['change']}), test accuracy {pct(top['test_acc'])} "
+        f"with {int(top['params']):,} parameters and {int(top['macs']):,} MACs per image; the base network reaches "
+        f"{pct(base['test_acc'])} with {int(base['params']):,} parameters. {top['variant']} vs base: "
+        + gain(top, base, "test_acc") + ".",
     ]
-    return {"table": t, "findings": findings, "best": top, "seeds": seeds_note(t)}
+    order = list(dict.fromkeys(d for d in t["dimension"] if d != "base"))
+    rows = []
+    for dim in order:
+        part = t[t["dimension"] == dim]
+        delta = part["test_acc"] - base["test_acc"]
+        b = part.loc[delta.idxmax()]
+        cost = part["params"] / base["params"]
+        macs = part["macs"] / base["macs"]
+        secs = part["seconds_per_epoch"] / base["seconds_per_epoch"]
+        rows.append({"dim": dim, "variants": ", ".join(part["variant"]), "lo": delta.min(), "hi": delta.max(),
+                     "best": b, "cost": (cost.min(), cost.max()), "macs": (macs.min(), macs.max()),
+                     "secs": (secs.min(), secs.max())})
+
+    def span(lo_hi, fmt="{:.2g}×"):
+        lo, hi = lo_hi
+        return fmt.format(lo) if abs(hi - lo) < 1e-9 else f"{fmt.format(lo)}–{fmt.format(hi)}"
+
+    dims = pd.DataFrame({
+        "Dimension": [r["dim"] for r in rows],
+        "Variants": [r["variants"] for r in rows],
+        "Test acc. vs base (pp)": [f"{100 * r['lo']:+.2f}" if abs(r["hi"] - r["lo"]) < 1e-12
+                                   else f"{100 * r['lo']:+.2f} to {100 * r['hi']:+.2f}" for r in rows],
+        "Params × base": [span(r["cost"]) for r in rows],
+        "MACs × base": [span(r["macs"]) for r in rows],
+        "Time × base": [span(r["secs"]) for r in rows],
+    })
+    helped = sorted((r for r in rows if r["hi"] > 0), key=lambda r: -r["hi"])
+    hurt = sorted((r for r in rows if r["hi"] <= 0), key=lambda r: r["lo"])
+    if helped:
+        findings.append("Helped most: " + "; ".join(
+            f"{r['dim']} ({r['best']['variant']} {pp(r['hi'])}: {WHY.get(r['dim'], '')})" for r in helped[:3]) + ".")
+    if hurt:
+        findings.append("No gain or a loss: " + "; ".join(
+            f"{r['dim']} ({pp(r['lo'])} at worst: {WHY.get(r['dim'], '')})" for r in hurt[:3]) + ".")
+    cheap = t.sort_values("params").iloc[0]
+    findings.append(
+        f"Cost and accuracy are loosely tied: parameters span {int(t['params'].min()):,}–{int(t['params'].max()):,} "
+        f"({t['params'].max() / t['params'].min():.0f}×) while test accuracy spans only "
+        f"{pct(t['test_acc'].min())}–{pct(t['test_acc'].max())}; the smallest network ({cheap['variant']}) "
+        f"reaches {pct(cheap['test_acc'])}.")
+    if int(t["n_seeds"].max()) < 2:
+        findings.append("One seed per variant: differences of a few tenths of a point are not tested against seed "
+                        "noise and may not repeat.")
+    return {"table": t, "dims": dims, "findings": findings, "best": top, "base": base, "seeds": seeds_note(t)}
 
 
-def vit(t: pd.DataFrame) -> dict:
+def vit(t: pd.DataFrame, fam: dict) -> dict:
     t = t.copy()
     t["gap"] = t["train_acc"] - t["test_acc"]
-    top = best(t, "test_acc")
-    small, large = t.loc[t["params"].idxmin()], t.loc[t["params"].idxmax()]
-    worst_gap = t.loc[t["gap"].idxmax()]
-    findings = [
-        f"Best: {top['variant']} at {pct(top['test_acc'])} ({int(top['params']):,} parameters).",
-        f"Size: the largest model ({large['variant']}, {int(large['params']):,} parameters) vs the smallest "
-        f"({small['variant']}, {int(small['params']):,}): "
-        + compare(large, small, "test_acc", large["variant"], small["variant"]) + ".",
-        f"Overfitting stays small: the largest train-test gap is {pp(worst_gap['gap'])} ({worst_gap['variant']}).",
-    ]
-    patch = t[t["variant"].str.startswith("patch")]
-    if len(patch) and "small" in set(t["variant"]):
-        ref = _row(t, "small")
-        for _, r in patch.iterrows():
-            findings.append(f"Patch size {r['change'].split()[-1]} instead of the default: "
-                            + compare(r, ref, "test_acc", r["variant"], "small") + f"; "
-                            f"{r['seconds_per_epoch'] / ref['seconds_per_epoch']:.1f}x the time per epoch.")
+    top = chosen(t)
+    patch_default = fam.get("defaults", {}).get("patch_size")
+    sizes = t[[(fam["variants"].get(v) or {}).get("patch_size", patch_default) == patch_default
+               for v in t["variant"]]].sort_values("params")
+    findings = [f"Chosen on validation accuracy: {top['variant']} ({int(top['params']):,} parameters), test accuracy "
+                f"{pct(top['test_acc'])}."]
+    if len(sizes) >= 3:
+        x = np.log2(sizes["params"].to_numpy(float))
+        y = 100 * sizes["test_acc"].to_numpy(float)
+        slope = float(np.polyfit(x, y, 1)[0])
+        steps = [(a, b) for (_, a), (_, b) in zip(sizes.iloc[:-1].iterrows(), sizes.iloc[1:].iterrows())]
+        per_doubling = [100 * (b["test_acc"] - a["test_acc"]) / max(np.log2(b["params"] / a["params"]), 1e-9)
+                        for a, b in steps]
+        # Levels off at the first size after which no further step gains 0.1 pp per doubling.
+        flat = next((i for i in range(len(per_doubling)) if all(g < 0.1 for g in per_doubling[i:])), None)
+        trend = (f"Size matters little beyond the smallest model: over {len(sizes)} sizes "
+                 f"({int(sizes['params'].min()):,}–{int(sizes['params'].max()):,} parameters) test accuracy rises by "
+                 f"{slope:+.2f} pp per doubling of the parameters (least squares on log₂ parameters)")
+        if abs(slope) >= 0.3:
+            trend = trend.replace("Size matters little beyond the smallest model", "Size matters")
+        if flat is not None:
+            trend += f", and levels off from {steps[flat][0]['variant']} on (no larger model gains 0.1 pp per doubling)"
+        findings.append(trend + "; per step: " + ", ".join(
+            f"{a['variant']}→{b['variant']} {pp(b['test_acc'] - a['test_acc'])}" for a, b in steps) + ".")
+    rho = float(t["params"].corr(t["gap"], method="spearman")) if len(t) > 2 else float("nan")
+    worst = t.loc[t["gap"].idxmax()]
+    small_gap = t["gap"].max() < SMALL_GAP
+    findings.append(
+        ("Overfitting stays small at this budget" if small_gap else "The larger train-test gaps show overfitting")
+        + f": train minus test accuracy is {pp(t['gap'].min())} to {pp(t['gap'].max())} (largest for {worst['variant']})"
+        + (f", and it {'grows' if rho > 0.3 else 'does not grow'} with size (Spearman ρ = {rho:+.2f} between "
+           "parameters and gap)" if not np.isnan(rho) else "")
+        + (": with few epochs the larger models are under- rather than over-trained." if small_gap and rho <= 0.3
+           else "."))
+    patch = t[[(fam["variants"].get(v) or {}).get("patch_size", patch_default) != patch_default
+               for v in t["variant"]]]
+    ref = _row(t, "small") if "small" in set(t["variant"]) else None
+    if len(patch) and ref is not None:
+        findings.append("Patch size: " + "; ".join(
+            f"{r['change']}: {gain(r, ref, 'test_acc')}, {r['seconds_per_epoch'] / ref['seconds_per_epoch']:.1f}× "
+            "the time per epoch" for _, r in patch.iterrows())
+            + " (against small: smaller patches mean more tokens, and attention costs grow with their square).")
     return {"table": t, "findings": findings, "best": top, "seeds": seeds_note(t)}
 
 
@@ -111,6 +226,23 @@ def autoencoder(t: pd.DataFrame) -> dict:
     return {"table": t, "findings": findings, "beats_pca": beats, "seeds": seeds_note(t)}
 
 
+def why_cnns(conv: dict, cnn_part: dict, sae_part: dict) -> list[str]:
+    """3.2-Q1.c backed by measurements: parameter sharing, equivariance, and accuracy per parameter."""
+    base, mlp = cnn_part["base"], sae_part["best"]
+    return [
+        f"Weight sharing: {conv['param_counts']['conv']['layer']} has {conv['param_counts']['conv']['numel']:,} "
+        f"parameters, a fully connected {conv['param_counts']['fc']['layer']} with the same output "
+        f"{conv['param_counts']['fc']['numel']:,} ({conv['param_counts']['ratio_fc_over_conv']:,.0f}× more).",
+        f"Translation equivariance, measured: shifting a digit by ({', '.join(map(str, conv['equivariance']['shift']))}) "
+        f"px shifts the conv feature map exactly (max difference {conv['equivariance']['conv']['max_abs_diff']:.1e} "
+        f"away from the borders); the fully connected output changes by up to "
+        f"{conv['equivariance']['fc']['max_abs_diff']:.2f}.",
+        f"Accuracy per parameter, measured here: the base CNN reaches {pct(base['test_acc'])} with "
+        f"{int(base['params']):,} parameters; the best fully connected stack (section 1) "
+        f"{pct(mlp['acc_finetuned'])} with {int(mlp['params']):,}.",
+    ]
+
+
 def context(cfg: dict, results: Path) -> dict:
     conv = _json(results, "conv_arithmetic")
     att = _json(results, "attention")
@@ -119,18 +251,20 @@ def context(cfg: dict, results: Path) -> dict:
         "setup": {"n_train": n_train, "n_val": cfg.get("eval_limit") or cfg["val_size"],
                   "n_test": cfg.get("eval_limit") or 10000, "profile": cfg["profile"]},
         "sae": stacked(_table(results, "stacked")),
-        "cnn": cnn(_table(results, "cnn")),
-        "vit": vit(_table(results, "vit")),
+        "cnn": cnn(_table(results, "cnn"), cfg["families"]["cnn"]),
+        "vit": vit(_table(results, "vit"), cfg["families"]["vit"]),
         "ae": autoencoder(_table(results, "autoencoder")),
         "conv": conv,
         "att": att,
         "pct": pct, "pp": pp, "mean_std": mean_std, "plural": plural,
         "params": {f: family_params(cfg, f) for f in ("autoencoder", "stacked", "cnn", "vit")},
     }
+    ctx["why_cnns"] = why_cnns(conv, ctx["cnn"], ctx["sae"])
     ctx["tables"] = display_tables(ctx, cfg)
     ctx["shape_fmt"] = lambda shape: " × ".join(str(d) for d in shape)
     ctx["row_sum_dev"] = max(abs(v - 1) for v in att["row_sums_A"])
     ctx["raw"] = {f: _table(results, f) for f in ("stacked", "cnn", "vit", "autoencoder")}
+    ctx["runs"] = {f: run_index(cfg, results, f, Path(cfg["reports_dir"])) for f in ctx["raw"]}
     return ctx
 
 
@@ -156,14 +290,19 @@ def display_tables(ctx: dict, cfg: dict) -> dict:
         "Few: fine-tuned": [ms(r, "few_acc_finetuned") for _, r in sae.iterrows()],
         "Few: random": [ms(r, "few_acc_random") for _, r in sae.iterrows()],
     })
+    cnn_t = cnn_t.assign(_order=cnn_t["dimension"].map({d: i for i, d in enumerate(
+        dict.fromkeys(["base", *cnn_t["dimension"]]))})).sort_values("_order", kind="stable")
     out["cnn"] = pd.DataFrame({
+        "Dimension": cnn_t["dimension"].where(cnn_t["dimension"] != cnn_t["dimension"].shift(), ""),
         "Variant": cnn_t["variant"], "Change from base": cnn_t["change"],
+        "Val. acc. (%)": [ms(r, "val_acc") for _, r in cnn_t.iterrows()],
         "Test acc. (%)": [ms(r, "test_acc") for _, r in cnn_t.iterrows()],
         "Params": cnn_t["params"].map(_fmt_int), "MACs/image": cnn_t["macs"].map(_fmt_int),
         "s/epoch": cnn_t["seconds_per_epoch"].map(lambda s: f"{s:.1f}"),
     })
     out["vit"] = pd.DataFrame({
         "Variant": vit_t["variant"], "Change": vit_t["change"], "Params": vit_t["params"].map(_fmt_int),
+        "Val. acc. (%)": [ms(r, "val_acc") for _, r in vit_t.iterrows()],
         "Train acc. (%)": [ms(r, "train_acc") for _, r in vit_t.iterrows()],
         "Test acc. (%)": [ms(r, "test_acc") for _, r in vit_t.iterrows()],
         "Gap (pp)": vit_t["gap"].map(lambda g: f"{100 * g:+.2f}"),
