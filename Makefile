@@ -8,8 +8,13 @@ SMK     := $(VENV)/bin/snakemake --cores $(CORES) --config profile=$(PROFILE)
 
 .PHONY: report test bench data dag clean setup sysdeps
 
+# The console (README, "What the console shows"): a progress bar with an ETA, one line per finished run, a summary.
+# VERBOSE=1 shows Snakemake's own job log instead (also where a profile names the logger);
+# UNLOCK=1 first removes the lock a killed build left behind.
+CONSOLE = $(if $(VERBOSE),,--logger dflbench)
+
 report: $(STAMP)
-	$(SMK) --rerun-incomplete
+	$(if $(UNLOCK),$(SMK) --unlock && )$(if $(VERBOSE),DFLBENCH_CONSOLE=snakemake )$(SMK) --rerun-incomplete $(CONSOLE)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -39,3 +44,14 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 
 clean:
 	rm -rf results reports .snakemake
+
+# Review a rebuild (README: "Review a rebuild"): `make snapshot NAME=before`, rebuild, then
+# `.venv/bin/python -m pipeline diff before results`. `make verify` reruns one run per family into
+# results/verify/ and checks it reproduces (VERIFY=all for every run, or FAMILY[/VARIANT[/SEED]],...).
+.PHONY: snapshot verify
+snapshot: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make snapshot NAME=before [PROFILE=...]" >&2; exit 2; }
+	$(PY) -m pipeline snapshot $(NAME) --profile $(PROFILE)
+
+verify: $(STAMP)
+	$(PY) -m pipeline verify --profile $(PROFILE) --sample $(or $(VERIFY),per-family)

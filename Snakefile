@@ -1,7 +1,5 @@
 # dfl-bench: config -> runs -> tables and figures -> reports.
 # `snakemake --cores 2 --config profile=smoke` (profiles: smoke, default, full). Logic lives in pipeline/.
-import sys
-
 from snakemake.utils import min_version
 
 from pipeline import config as cfglib
@@ -21,7 +19,8 @@ CFG = cfglib.load(
 )
 wf.verify_present_data(CFG)
 RES = CFG["results_dir"]
-PY = sys.executable
+# Every rule's `params: python=PYTHON`: the .venv's interpreter, or the rule's conda environment's under --use-conda.
+PYTHON = wf.job_python(workflow)
 
 
 wildcard_constraints:
@@ -45,6 +44,8 @@ include: "rules/report.smk"
 
 
 rule all:
+    """Every report of every assignment in the configuration, and reports/index.html."""
     input:
         wf.all_targets(CFG),
+        wf.index_targets(CFG),
     default_target: True

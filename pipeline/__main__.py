@@ -1,4 +1,4 @@
-"""Command line: run / fetch-data / analyze / aggregate / report / bench.
+"""Command line: run / fetch-data / analyze / aggregate / report / index / snapshot / diff / verify / bench / config.
 
 User errors (bad config, missing data, a report over its page limit) print one line naming the fix and exit 2.
 """
@@ -54,6 +54,37 @@ def cmd_report(args) -> None:
     print(build_report(cfg, args.assignment))
 
 
+def cmd_index(args) -> None:
+    from .report.index import write_index
+    print(write_index(Path(_load_cfg(args)["reports_dir"])))
+
+
+def cmd_config_show(args) -> None:
+    """A run's resolved parameters and, for each, the layer of the configuration that set it."""
+    import json
+    cfg, sources = cfglib.load_with_sources(args.profile, configfiles=args.configfile or ())
+    params, where = cfglib.run_params_with_sources(cfg, sources, args.family, args.variant)
+    spec = cfg["families"][args.family]
+    seeds_at = ("families", args.family, "seeds") if "seeds" in spec else ("seeds",)
+    settings = {
+        "seeds": (cfglib.seeds(cfg, args.family), cfglib.source_of(sources, seeds_at)),
+        "threads": (spec.get("threads", 1), cfglib.source_of(sources, ("families", args.family, "threads"))),
+        "device": (cfg["device"], cfglib.source_of(sources, ("device",))),
+        "precision": (cfg.get("precision"), cfglib.source_of(sources, ("precision",))),
+    }
+    rows = [(k, params[k], where[k]) for k in sorted(params)]
+    rows += [(k, value, src or "not set (built-in default)") for k, (value, src) in settings.items()]
+    shown = [(k, json.dumps(v), src) for k, v, src in rows]
+    kw = max(len(k) for k, _, _ in shown)
+    vw = max(len(v) for _, v, _ in shown)
+    print(f"{args.family}/{args.variant} under profile {cfg['profile']} "
+          f"(chosen by {cfglib.source_of(sources, ('profile',))}); value, then where it was set")
+    for i, (k, v, src) in enumerate(shown):
+        if i == len(params):
+            print("run settings")
+        print(f"  {k:<{kw}}  {v:<{vw}}  {src}")
+
+
 def cmd_bench(args) -> None:
     from .bench import main as bench_main
     bench_main(args)
@@ -92,6 +123,21 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("assignment")
     rep.set_defaults(fn=cmd_report)
 
+    ix = sub.add_parser("index", parents=[common], help="write reports/index.html from the reports' JSON summaries")
+    ix.set_defaults(fn=cmd_index)
+
+    c = sub.add_parser("config", help="inspect the resolved configuration")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    show = csub.add_parser("show", parents=[common],
+                           help="a run's parameters and where each value came from (family default, variant, "
+                                "profile, user file, command line)")
+    show.add_argument("family")
+    show.add_argument("variant")
+    show.set_defaults(fn=cmd_config_show)
+
+    from .review.cli import add_commands as review_commands
+    review_commands(sub, common)  # snapshot / diff / verify
+
     from .bench import add_arguments as bench_arguments
     b = sub.add_parser("bench", parents=[common], help="measure throughput, workflow and report times")
     bench_arguments(b).set_defaults(fn=cmd_bench)
@@ -101,19 +147,17 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from .data.images import DataError
+    from .report.fit import PageLimitError
+    from .report.render import ReportError
+    from .review import ReviewError
     from .train import DiskFullError
-    user_errors: tuple = (cfglib.ConfigError, DataError, DiskFullError)
+    user_errors = (cfglib.ConfigError, DataError, DiskFullError, PageLimitError, ReportError, ReviewError)
     try:
-        from .report.fit import PageLimitError
-        user_errors += (PageLimitError,)
-    except ImportError:
-        pass
-    try:
-        args.fn(args)
+        rc = args.fn(args)  # diff --fail-on and verify return 1 to fail a CI gate
     except user_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":

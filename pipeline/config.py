@@ -45,6 +45,11 @@ def _schema() -> dict:
     return _read_yaml(CONFIG_DIR / "schema.yaml")
 
 
+def top_level_keys(schema: dict | None = None) -> list[str]:
+    """Every key config/schema.yaml allows at the top level of the configuration, in the schema's order."""
+    return list((schema or _schema())["properties"])
+
+
 def _where(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
@@ -84,21 +89,63 @@ def _layered(layers: list[tuple[str, dict]], profile: str | None) -> dict:
     `layers[0]` is the base configuration; the rest are the user's (files, then command line) and override the
     profile: a user who asks for 3 seeds under `smoke` gets 3 seeds.
     """
-    asked = [layer.get("profile") for _, layer in layers[1:] if "profile" in layer]
-    profile = asked[-1] if asked else (profile or layers[0][1].get("profile", "default"))
+    return _layered_with_sources(layers, profile)[0]
+
+
+# The layers `load` adds for `--profile` and the command line, by the names errors and `config show` give them.
+PROFILE_FLAG = "--profile"
+COMMAND_LINE = "the command line (--config)"
+Sources = dict  # {tuple of keys: label of the layer that set the value there}
+
+
+def _layered_with_sources(layers: list[tuple[str, dict]], profile: str | None) -> tuple[dict, Sources]:
+    """`_layered`, and which layer set each value: {path of keys: label of the layer}, see `source_of`."""
+    asked = [(source, layer.get("profile")) for source, layer in layers[1:] if "profile" in layer]
+    profile = asked[-1][1] if asked else (profile or layers[0][1].get("profile", "default"))
     if not isinstance(profile, str):
         raise ConfigError(f"profile must be a name, got {profile!r}; choose one of: {', '.join(_known_profiles())}")
     path = CONFIG_DIR / "profiles" / f"{profile}.yaml"
     if not path.exists():
         raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(_known_profiles())}")
     (base_source, merged), users = layers[0], layers[1:]
-    ordered = [(base_source, merged), (str(path.relative_to(ROOT)), _read_yaml(path)), *users]
-    merged = {}
-    for source, layer in ordered:
+    profile_source = str(path.relative_to(ROOT))
+    ordered = [(base_source, merged), (profile_source, _read_yaml(path)), *users]
+    labels = [base_source, f"profile {profile} ({profile_source})", *(_user_label(s) for s, _ in users)]
+    merged, sources = {}, {}
+    for (source, layer), label in zip(ordered, labels):
+        _record_sources(sources, merged, layer, label)
         merged = deep_merge(merged, layer)
         merged["profile"] = profile
         validate(merged, source=source)
-    return merged
+    sources[("profile",)] = _user_label(asked[-1][0]) if asked else labels[0]
+    return merged, sources
+
+
+def _user_label(source: str) -> str:
+    return source if source in (PROFILE_FLAG, COMMAND_LINE) else f"user file {source}"
+
+
+def _record_sources(sources: Sources, base: dict, layer: dict, label: str, prefix: tuple = ()) -> None:
+    """Note `label` for every value `layer` sets when deep_merge lays it over `base`.
+
+    A mapping merged into a mapping is followed key by key; anything else replaces the whole value below its key,
+    so what earlier layers had set beneath it is forgotten."""
+    for key, value in layer.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _record_sources(sources, base[key], value, label, path)
+        else:
+            for stale in [p for p in sources if p[:len(path)] == path]:
+                del sources[stale]
+            sources[path] = label
+
+
+def source_of(sources: Sources, path: tuple) -> str | None:
+    """The layer that set the value at `path` (the innermost one recorded at or above it)."""
+    for end in range(len(path), 0, -1):
+        if path[:end] in sources:
+            return sources[path[:end]]
+    return None
 
 
 def load(profile: str | None = None, configfiles: list[Path] | tuple = (), overrides: dict | None = None) -> dict:
@@ -106,6 +153,12 @@ def load(profile: str | None = None, configfiles: list[Path] | tuple = (), overr
 
     `profile` is the profile asked for outside the layers (e.g. `--profile`); a `profile` key in the user's
     files or overrides wins over it."""
+    return load_with_sources(profile, configfiles, overrides)[0]
+
+
+def load_with_sources(profile: str | None = None, configfiles: list[Path] | tuple = (),
+                      overrides: dict | None = None) -> tuple[dict, Sources]:
+    """`load`, and which layer set each value (see `source_of`, `run_params_with_sources`)."""
     layers = [("config/config.yaml", _read_yaml(CONFIG_DIR / "config.yaml"))]
     for extra in configfiles:
         extra = Path(extra)
@@ -113,10 +166,10 @@ def load(profile: str | None = None, configfiles: list[Path] | tuple = (), overr
             raise ConfigError(f"config file {extra} not found; check the path given to --configfile")
         layers.append((str(extra), _read_yaml(extra)))
     if profile is not None:
-        layers.append(("--profile", {"profile": profile}))
+        layers.append((PROFILE_FLAG, {"profile": profile}))
     if overrides:
-        layers.append(("the command line (--config)", dict(overrides)))
-    return _layered(layers, profile)
+        layers.append((COMMAND_LINE, dict(overrides)))
+    return _layered_with_sources(layers, profile)
 
 
 def command_line_values(values: dict) -> dict:
@@ -146,9 +199,31 @@ def variant_params(cfg: dict, fam: str, variant: str) -> dict[str, Any]:
     if variant not in spec["variants"]:
         raise ConfigError(f"unknown variant {variant!r} of {fam}; known: {', '.join(spec['variants'])}")
     params = deep_merge(spec.get("defaults", {}), spec["variants"][variant] or {})
-    for key in ("train_limit", "eval_limit", "val_size", "split_seed"):
+    for key in RUN_TOP_LEVEL:
         params.setdefault(key, cfg.get(key))
     return params
+
+
+# Top-level keys a run reads as parameters unless its family's defaults or its variant set them.
+RUN_TOP_LEVEL = ("train_limit", "eval_limit", "val_size", "split_seed")
+
+
+def run_params_with_sources(cfg: dict, sources: Sources, fam: str, variant: str) -> tuple[dict, dict[str, str]]:
+    """A run's parameters (`variant_params`) and, for each, where its value came from: the variant or the family
+    default, and the layer that set it there (config/config.yaml, the profile, a user file, the command line)."""
+    params = variant_params(cfg, fam, variant)
+    spec = family(cfg, fam)
+    own, defaults = spec["variants"][variant] or {}, spec.get("defaults") or {}
+    where = {}
+    for key in params:
+        if key in own:
+            path, what = ("families", fam, "variants", variant, key), f"variant {variant}"
+        elif key in defaults:
+            path, what = ("families", fam, "defaults", key), "family default"
+        else:
+            path, what = (key,), "top level"
+        where[key] = f"{what}: {source_of(sources, path) or 'unset'}"
+    return params, where
 
 
 def seeds(cfg: dict, fam: str) -> list[int]:

@@ -6,6 +6,8 @@ params trigger reruns exactly the jobs whose settings changed (one variant's par
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -14,8 +16,29 @@ from . import config as cfglib
 from .data.images import SPLIT_NAMES, source
 
 ROOT = cfglib.ROOT
-SCALARS = ("profile", "data_dir", "results_dir", "reports_dir", "device", "precision", "val_size", "split_seed",
-           "train_limit", "eval_limit")
+
+# The top-level keys that reach jobs otherwise than as shared settings, and how. Every other key of
+# config/schema.yaml is a shared setting (SCALARS): every job receives it, so a key added to the schema reaches the
+# jobs without being listed anywhere else (and, being part of every job's params, reruns them once).
+ELSEWHERE = {
+    "families": "each job's own part: run_slice, family_slice, assignment_slice",
+    "seeds": "the seed wildcard of each run; aggregates and reports receive the list (family_slice, assignment_slice)",
+    "analyses": "the name wildcard of rule analyze; each report receives its own (assignment_slice)",
+}
+
+
+def shared_keys(schema_keys: list[str]) -> tuple[str, ...]:
+    """The top-level keys every job receives: all that the schema allows, less ELSEWHERE.
+
+    Fails when ELSEWHERE names a key the schema no longer has, so that list cannot go stale either."""
+    stale = sorted(set(ELSEWHERE) - set(schema_keys))
+    if stale:
+        raise cfglib.ConfigError(f"pipeline/workflow.py ELSEWHERE names {', '.join(stale)}, which config/schema.yaml "
+                                 "no longer has; remove them there")
+    return tuple(k for k in schema_keys if k not in ELSEWHERE)
+
+
+SCALARS = shared_keys(cfglib.top_level_keys())
 
 # Code each family runs, beyond the shared engine: a change to any of these reruns that family.
 ENGINE = ["pipeline/train.py", "pipeline/run.py", "pipeline/experiments/common.py", "pipeline/data/images.py"]
@@ -30,8 +53,30 @@ FAMILY_CODE = {
 
 
 REPORT_CODE = ["pipeline/report/render.py", "pipeline/report/fit.py", "pipeline/report/findings.py",
-               "pipeline/report/build.py", "pipeline/report/provenance.py"]
+               "pipeline/report/build.py", "pipeline/report/provenance.py", "pipeline/report/portable.py"]
 AGGREGATE_CODE = ["pipeline/aggregate/__init__.py", "pipeline/aggregate/style.py"]
+
+
+# The conda environment of every rule that runs Python (`conda:` in rules/*.smk, for `snakemake --use-conda`).
+JOB_ENV = ROOT / "environment.yml"
+
+
+def job_python(workflow) -> Path:
+    """The interpreter each job's shell command starts (`{params.python:q} -m pipeline ...`).
+
+    Without --use-conda (`--software-deployment-method conda`): this one, the .venv's, where the project is installed.
+    With it: the `python` of the job's conda environment (JOB_ENV), which holds the dependencies but not the project;
+    it finds this checkout's `pipeline` through PYTHONPATH, set here for the jobs Snakemake starts.
+
+    A Path, not a str: Snakemake's params trigger compares only plain values (str, numbers, containers), so where the
+    interpreter lives (another .venv, conda or not) reruns no job; the software-env trigger covers the conda
+    environment's content, and the code each job runs is among its inputs."""
+    from snakemake.settings.types import DeploymentMethod
+    if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+        return Path(sys.executable)
+    paths = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    return Path("python")
 
 
 def aggregate_code(family: str) -> list[str]:
@@ -156,13 +201,26 @@ def report_inputs(cfg: dict, name: str) -> list[str]:
     files = [f"{res}/{need}" for need in assignment_spec(name).get("needs", [])]
     files += [str(p) for p in sorted((ROOT / "templates" / name).glob("*")) if p.is_file()]
     files += [str(ROOT / f) for f in REPORT_CODE + [f"pipeline/report/{name}.py"]]
-    files += [str(p) for p in sorted((ROOT / "templates" / "_base").glob("*")) if p.is_file()]
+    # _base/index.* shape reports/index.html only (rule index): editing them re-renders no report.
+    files += [str(p) for p in sorted((ROOT / "templates" / "_base").glob("*"))
+              if p.is_file() and not p.name.startswith("index.")]
     return files
 
 
 def report_outputs(cfg: dict, name: str) -> list[str]:
     out = cfg["reports_dir"]
     return [f"{out}/{name}.pdf", f"{out}/{name}.html", f"{out}/{name}-appendix.pdf"]
+
+
+def index_targets(cfg: dict) -> list[str]:
+    """reports/index.html, for `rule all` (rule index in rules/report.smk)."""
+    return [f"{cfg['reports_dir']}/index.html"]
+
+
+def index_inputs(cfg: dict) -> list[str]:
+    """The index reads only the reports' JSON summaries (and their first-page previews, written with them)."""
+    return ([f"{cfg['reports_dir']}/{a}.json" for a in assignments(cfg)]
+            + [str(ROOT / "pipeline/report/index.py"), str(ROOT / "templates/_base/index.html.j2")])
 
 
 def all_targets(cfg: dict) -> list[str]:

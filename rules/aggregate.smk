@@ -1,4 +1,5 @@
 rule aggregate:
+    """A family's table and figures, from the metrics and histories of all its runs."""
     input:
         runs=lambda wc: wf.run_files(CFG, wc.family),
         code=lambda wc: wf.aggregate_code(wc.family),
@@ -7,7 +8,10 @@ rule aggregate:
         figures=directory(f"{RES}/figures/{{family}}"),
     params:
         cfg=lambda wc: wf.family_slice(CFG, wc.family),
+        python=PYTHON,
     log:
         "logs/aggregate/{family}.log",
+    conda:
+        wf.JOB_ENV
     shell:
-        "{PY} -m pipeline aggregate {wildcards.family} --cfg {params.cfg:q} > {log} 2>&1"
+        "{params.python:q} -m pipeline aggregate {wildcards.family} --cfg {params.cfg:q} > {log} 2>&1"

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from pipeline import bench
+from pipeline.bench import families as bench_families
 from pipeline import workflow as wf
 
 from .conftest import ROOT
@@ -61,6 +62,25 @@ def test_quick_skips_workflow_timings_but_keeps_their_keys(quick_bench):
     for name in ("smoke_workflow", "report", "incremental", "peak_memory", "threads", "default_workflow"):
         assert res[name] == {"skipped": "--quick"}, name
     assert "autoencoder ae32" in stdout and "wrote" in stdout
+
+
+def test_compute_section_per_family_and_cpu_ceiling(quick_bench):
+    """FLOPs, achieved GFLOP/s and the pure-compute multiple for every family's step, and the CPU named."""
+    res, stdout = quick_bench
+    comp = res["compute"]
+    assert set(comp["families"]) == set(bench_families.REFERENCE), comp["families"]
+    for family, row in comp["families"].items():
+        assert "error" not in row, (family, row)
+        assert row["variant"] == bench_families.REFERENCE[family]
+        assert row["flops_per_step"] > 0 and row["replayed_flops"] == row["flops_per_step"], (family, row)
+        assert row["step_ms"] > 0 and row["gflops"] > 0 and row["pure_compute_ms"] > 0, (family, row)
+        # The step runs these products and more; the factor absorbs noise on a busy machine.
+        assert row["pure_compute_ms"] <= 3 * row["step_ms"], (family, row)
+        assert row["step_over_pure_compute"] > 0
+    ceiling = comp["ceiling"]
+    assert ceiling["matmul_1024"]["bf16"]["gflops"] > 0 and ceiling["matmul_1024"]["fp32"]["gflops"] > 0
+    assert {"avx512_bf16", "amx_bf16"} <= set(ceiling["cpu"]["flags"])
+    assert ceiling["cpu"]["model"] in stdout and "step/pure" in stdout
 
 
 def test_naive_batches_equal_ours():

@@ -42,7 +42,7 @@ def test_changing_one_variant_reruns_only_that_variant(smoke_workflow, tmp_path)
     extra.write_text(yaml.safe_dump({"families": {"cnn": {"variants": {"kernel5": {"kernel": 3}}}}}))
     proc = _dry(smoke_workflow, "--configfile", str(extra))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert planned_jobs(proc) == {"train": 1, "aggregate": 1, "report": 1, "all": 1}
+    assert planned_jobs(proc) == {"train": 1, "aggregate": 1, "report": 1, "index": 1, "all": 1}
     assert "runs/cnn/kernel5/seed0" in proc.stdout
 
 
@@ -55,7 +55,7 @@ def test_template_change_rerenders_without_retraining(smoke_workflow):
         assert planned_jobs(_dry(smoke_workflow)) == {}
         template.write_text(original + "\n/* edited by a test */\n")
         proc = _dry(smoke_workflow)
-        assert planned_jobs(proc) == {"report": 1, "all": 1}, proc.stdout[-2000:]
+        assert planned_jobs(proc) == {"report": 1, "index": 1, "all": 1}, proc.stdout[-2000:]
         assert "output: reports/session3.pdf" in proc.stdout and "output: reports/hw2.pdf" not in proc.stdout
     finally:
         template.write_text(original)

@@ -1,0 +1,340 @@
+"""What the console of a build knows: which jobs are planned, running and done, and when it will end.
+
+The Snakemake logger plugin (snakemake_logger_plugin_dflbench) feeds job events into a `Build`; this module has no
+Snakemake or terminal code, so the ETA model is tested with plain numbers.
+
+ETA model: each job has an expected cost (seconds of wall time). For a training run it comes, in this order, from
+ 1. earlier builds on this machine: job wall times this console recorded (see `CostCache`), for the same profile,
+    family and variant;
+ 2. the run.json (`wall_seconds`, plus the process start-up) of an earlier run of that variant under results/;
+ 3. an estimate from the profile: epochs x training images x a per-family cost measured on the reference machine.
+The remaining time is a greedy schedule of the pending jobs over the parallel slots (cores / threads per run),
+after the running jobs' expected remainders, with every cost scaled by the ratio actual/expected that the runs
+finished so far in this build show (a busy machine or a slower CPU moves all runs alike).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The number a finished run is judged by; classifiers (cnn, vit, lr_study) report test accuracy.
+HEADLINE = {"autoencoder": "test_mse", "stacked": "acc_finetuned", "g2p": "test_wer_greedy"}
+DEFAULT_HEADLINE = "test_acc"
+
+# Seconds per training example and epoch on the reference machine, 1 thread, bf16 (README, Performance: images/s
+# of `make bench`), rounded up for evaluation after every epoch.
+PER_EXAMPLE = {"autoencoder": 1 / 30000, "stacked": 1 / 25000, "cnn": 1 / 7000, "vit": 1 / 2500,
+               "lr_study": 1 / 5000, "g2p": 1 / 2000}
+EXTRA = {"g2p": 3.0}      # CMUdict parsing and beam-search evaluation, independent of the epochs
+STARTUP = 6.0            # python + torch import + data load, measured per job on the smoke profile
+TRAIN_SIZE = 55000       # MNIST / Fashion-MNIST training images after the 5,000-image validation hold-out
+G2P_WORDS = 120000       # CMUdict words in the training split
+# Jobs other than training, when no earlier build recorded them (smoke-profile measurements, 2 busy cores).
+OTHER_COST = {"report": 15.0, "aggregate": 6.0, "analyze": 6.0, "fetch_data": 15.0, "all": 0.0}
+
+
+def family_epochs(defaults: dict, family: str) -> float:
+    """Full passes over the training set that one run of `family` makes (stacked: every stage)."""
+    if family == "stacked":
+        layers = len(defaults.get("hidden", [512, 256, 128]))
+        return (defaults.get("pretrain_epochs", 3) * layers + defaults.get("classifier_epochs", 3)
+                + defaults.get("finetune_epochs", 10)
+                + defaults.get("few_label_epochs", 30) * defaults.get("few_labels", 0.01))
+    return float(defaults.get("epochs", 1))
+
+
+def estimate_run(cfg: dict, family: str, variant: str) -> float:
+    """Seconds one run should take on the reference machine, from the profile alone."""
+    from .config import variant_params
+    params = variant_params(cfg, family, variant)
+    n = G2P_WORDS if family == "g2p" else TRAIN_SIZE
+    if cfg.get("train_limit"):
+        n = min(n, int(cfg["train_limit"]))
+    return STARTUP + EXTRA.get(family, 0.0) + family_epochs(params, family) * n * PER_EXAMPLE.get(family, 1 / 5000)
+
+
+def key_of(rule: str, wildcards: dict) -> str:
+    """Cost-cache key: what makes two jobs cost the same (the seed does not)."""
+    if rule == "train":
+        return f"train/{wildcards.get('family')}/{wildcards.get('variant')}"
+    name = wildcards.get("assignment") or wildcards.get("family") or wildcards.get("name") or ""
+    return f"{rule}/{name}"
+
+
+class CostCache:
+    """Job wall times of earlier builds on this machine, per profile: ~/.cache/dfl-bench/job-seconds.json.
+
+    Kept outside the work directory so `make clean` (or a new checkout) still starts from measured costs.
+    DFLBENCH_COST_CACHE overrides the path (tests); the host name keys it, so a shared home is safe.
+    """
+
+    KEEP = 5  # last N wall times per job kind: a median that follows a machine that got faster or slower
+
+    def __init__(self, path: Path | None = None):
+        default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dfl-bench" / "job-seconds.json"
+        self.path = Path(os.environ.get("DFLBENCH_COST_CACHE", path or default))
+        self.host = socket.gethostname()
+        try:
+            self.data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+        # Expectations come from earlier builds only: a run of this build is already in the ratio actual/expected,
+        # and counting it in the expected cost of its other seeds as well would correct twice.
+        self.earlier = json.loads(json.dumps(self.data.get(self.host, {})))
+
+    def get(self, profile: str, key: str) -> float | None:
+        values = self.earlier.get(profile, {}).get(key)
+        return statistics.median(values) if values else None
+
+    def get_rule(self, profile: str, rule: str) -> float | None:
+        """Median over every job of `rule` (a pending report whose name Snakemake has not told yet)."""
+        values = [v for k, vs in self.earlier.get(profile, {}).items() if k.startswith(f"{rule}/") for v in vs]
+        return statistics.median(values) if values else None
+
+    def add(self, profile: str, key: str, seconds: float) -> None:
+        values = self.data.setdefault(self.host, {}).setdefault(profile, {}).setdefault(key, [])
+        values.append(round(seconds, 2))
+        del values[:-self.KEEP]
+
+    def save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+            tmp.replace(self.path)
+        except OSError:
+            pass  # a read-only home only costs the next build its measured ETA
+
+
+@dataclass
+class Job:
+    jobid: int
+    rule: str
+    wildcards: dict
+    log: list[str]
+    output: list[str]
+    expected: float
+    measured: bool          # expected cost from an earlier build (True) or the profile estimate (False)
+    started: float
+    finished: float | None = None
+    failed: bool = False
+
+    @property
+    def name(self) -> str:
+        w = self.wildcards
+        if self.rule == "train":
+            return f"{w.get('family')}/{w.get('variant')}/seed{w.get('seed')}"
+        return "/".join(str(v) for v in w.values()) or self.rule
+
+
+@dataclass
+class Build:
+    """One Snakemake invocation as the console follows it."""
+    RECENT = 8  # finished jobs that set the ratio actual/expected: 4 rounds of 2 parallel runs
+    cfg: dict | None
+    cores: int = 2
+    cache: CostCache = field(default_factory=CostCache)
+    clock: callable = time.monotonic
+    planned: dict[str, int] = field(default_factory=dict)   # rule -> jobs this build runs (Snakemake's stats)
+    jobs: dict[int, Job] = field(default_factory=dict)
+    t0: float = 0.0
+    up_to_date: bool = False
+    errors: list[str] = field(default_factory=list)
+    workdir: Path = Path(".")           # Snakemake's --directory; relative paths of the config resolve against it
+    origin: Path = Path(".")            # where the command was typed: paths are shown relative to it
+    _walls: dict | None = None
+
+    def __post_init__(self):
+        self.t0 = self.clock()
+        self.workdir, self.origin = Path(self.workdir).resolve(), Path(self.origin).resolve()
+
+    # --- what the config and earlier builds say --------------------------------------------------------------
+
+    @property
+    def profile(self) -> str:
+        return (self.cfg or {}).get("profile", "default")
+
+    def results_dir(self) -> Path:
+        return Path(self.workdir) / (self.cfg or {}).get("results_dir", "results")
+
+    def path(self, p) -> Path:
+        """A path of the workflow (relative to its work directory) as the file system sees it."""
+        return self.workdir / p
+
+    def show(self, p) -> str:
+        """A path as the person who typed the command can use it."""
+        return os.path.relpath(self.path(p), self.origin)
+
+    def expected(self, rule: str, wildcards: dict) -> tuple[float, bool]:
+        """(expected seconds, whether measured on this machine before) for one job."""
+        if wildcards:
+            cached = self.cache.get(self.profile, key_of(rule, wildcards))
+        else:
+            cached = self.cache.get_rule(self.profile, rule)
+        if cached is not None:
+            return cached, True
+        if rule != "train":
+            return OTHER_COST.get(rule, 10.0), False
+        fam, var = wildcards.get("family"), wildcards.get("variant")
+        walls = self.earlier_walls().get(f"{fam}/{var}")
+        if walls:
+            return statistics.median(walls), True
+        try:
+            return estimate_run(self.cfg, fam, var), False
+        except Exception:  # no config (or an unknown variant): a typical smoke-sized run
+            return 30.0, False
+
+    def earlier_walls(self) -> dict[str, list[float]]:
+        """FAMILY/VARIANT -> job seconds from the run.json files of earlier builds (same profile) under results/.
+
+        Read once, at the start: Snakemake deletes a job's outputs when the job starts (a forced or changed run),
+        and a run.json this build writes is already counted in ratio()."""
+        if self._walls is None:
+            self._walls = {}
+            root = self.results_dir() / "runs"
+            for run_json in sorted(root.glob("*/*/seed*/run.json")):
+                try:
+                    info = json.loads(run_json.read_text())
+                except (OSError, ValueError):
+                    continue
+                if info.get("profile") == self.profile and isinstance(info.get("wall_seconds"), (int, float)):
+                    key = f"{run_json.parts[-4]}/{run_json.parts[-3]}"
+                    self._walls.setdefault(key, []).append(info["wall_seconds"] + STARTUP)
+        return self._walls
+
+    def pending_runs(self) -> list[tuple[float, bool]]:
+        """Expected costs of the training runs planned but not started yet.
+
+        Snakemake tells the logger how many `train` jobs it plans, not which: runs without metrics.json are
+        certainly among them; any further ones are reruns of existing runs, costed at their mean."""
+        n = self.planned.get("train", 0) - sum(1 for j in self.jobs.values() if j.rule == "train")
+        if n <= 0:
+            return []
+        started = {j.name for j in self.jobs.values() if j.rule == "train"}
+        missing, present = [], []
+        if self.cfg:
+            from .config import runs
+            for fam, var, seed in runs(self.cfg):
+                if f"{fam}/{var}/seed{seed}" in started:
+                    continue
+                done = (self.results_dir() / "runs" / fam / var / f"seed{seed}" / "metrics.json").exists()
+                (present if done else missing).append(self.expected("train", {"family": fam, "variant": var}))
+        costs = missing[:n]
+        if len(costs) < n:
+            pool = present or missing or [(30.0, False)]
+            mean = statistics.mean(c for c, _ in pool)
+            costs += [(mean, all(m for _, m in pool))] * (n - len(costs))
+        return costs
+
+    # --- events ---------------------------------------------------------------------------------------------
+
+    def plan(self, stats: dict) -> None:
+        self.planned = {k: int(v) for k, v in stats.items() if k != "total" and str(v).isdigit()}
+
+    def start(self, jobid: int, rule: str, wildcards: dict, log=(), output=()) -> Job:
+        cost, measured = self.expected(rule, wildcards)
+        job = Job(jobid, rule, dict(wildcards), list(log), list(output), cost, measured, self.clock())
+        self.jobs[jobid] = job
+        return job
+
+    def finish(self, jobid: int) -> Job | None:
+        job = self.jobs.get(jobid)
+        if job is None or job.finished is not None:
+            return None
+        job.finished = self.clock()
+        self.cache.add(self.profile, key_of(job.rule, job.wildcards), job.finished - job.started)
+        return job
+
+    def fail(self, jobid: int) -> Job | None:
+        job = self.jobs.get(jobid)
+        if job is not None and job.finished is None:
+            job.finished, job.failed = self.clock(), True
+        return job
+
+    # --- the numbers the console shows ------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Training runs done, running and left, and all jobs done / planned."""
+        runs = [j for j in self.jobs.values() if j.rule == "train"]
+        done = sum(1 for j in runs if j.finished is not None and not j.failed)
+        running = sum(1 for j in runs if j.finished is None)
+        total = self.planned.get("train", len(runs))
+        jobs_done = sum(1 for j in self.jobs.values() if j.finished is not None)
+        return {"runs_done": done, "runs_running": running, "runs_failed": sum(1 for j in runs if j.failed),
+                "runs_left": max(total - len(runs), 0), "runs_total": total,
+                "jobs_done": jobs_done, "jobs_total": sum(self.planned.values()) or len(self.jobs)}
+
+    def ratio(self, train: bool = True) -> float:
+        """actual / expected over the jobs of this build so far (1 until there is one): training runs, or
+        (train=False) the other jobs, which a busy machine slows differently (process start-up, I/O)."""
+        now = self.clock()
+        # The last RECENT finished jobs, and running ones already past their expected cost: on a shared machine
+        # the load changes within a build, and a slow-down shows before any job ends.
+        kind = [j for j in self.jobs.values() if (j.rule == "train") == train and j.rule != "all" and not j.failed]
+        done = sorted((j for j in kind if j.finished is not None), key=lambda j: j.finished)[-self.RECENT:]
+        pairs = [(j.finished - j.started, j.expected) for j in done]
+        pairs += [(now - j.started, j.expected) for j in kind if j.finished is None and now - j.started > j.expected]
+        if not pairs:
+            return 1.0
+        actual = sum(a for a, _ in pairs)
+        expected = sum(e for _, e in pairs)
+        return min(max(actual / expected, 0.2), 5.0) if expected > 0 else 1.0
+
+    def eta(self) -> tuple[float, str]:
+        """(seconds left, where the estimate comes from: 'from earlier runs' or 'estimated')."""
+        now, r = self.clock(), self.ratio()
+        # Until an aggregate or report has finished, the runs' ratio stands for the machine's load on them too.
+        r_other = self.ratio(train=False) if self._other_done() else r
+        slots = max(1, self.cores // max(1, self._threads()))
+        free = sorted(max(j.expected * rj - (now - j.started), 0.1 * j.expected * rj)
+                      for j in self.jobs.values() if j.finished is None
+                      for rj in [r if j.rule == "train" else r_other])
+        free = (free + [0.0] * slots)[:max(slots, len(free))]
+        pending = self.pending_runs()
+        measured = all(m for _, m in pending) and all(
+            j.measured for j in self.jobs.values() if j.finished is None and j.rule == "train")
+        costs = sorted((c * r for c, _ in pending), reverse=True)  # longest first: the tail Snakemake also avoids
+        started = {}
+        for j in self.jobs.values():
+            started[j.rule] = started.get(j.rule, 0) + 1
+        for rule, n in self.planned.items():
+            if rule != "train":
+                # after the runs: aggregates and reports wait for them
+                costs += [self.expected(rule, {})[0] * r_other] * max(n - started.get(rule, 0), 0)
+        for c in costs:
+            free.sort()
+            free[0] += c
+        left = max(free) if free else 0.0
+        if any(j.rule == "train" and j.finished is not None for j in self.jobs.values()) and not measured:
+            return left, "estimated, corrected by finished runs"
+        return left, "from earlier runs" if measured else "estimated"
+
+    def _other_done(self) -> bool:
+        return any(j.rule not in ("train", "all") and j.finished is not None and not j.failed
+                   for j in self.jobs.values())
+
+    def _threads(self) -> int:
+        try:
+            return max(int(f.get("threads", 1)) for f in (self.cfg or {}).get("families", {}).values())
+        except ValueError:
+            return 1
+
+    def elapsed(self) -> float:
+        return self.clock() - self.t0
+
+
+def headline(family: str, metrics: dict) -> tuple[str, float] | None:
+    key = HEADLINE.get(family, DEFAULT_HEADLINE)
+    value = metrics.get(key)
+    return (key, value) if isinstance(value, (int, float)) else None
+
+
+def duration(seconds: float) -> str:
+    """'42 s', '3 min 05 s', '1 h 02 min': the report footer's format (never negative)."""
+    from .report.provenance import format_duration
+    return format_duration(max(seconds, 0.0))
