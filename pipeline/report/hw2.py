@@ -25,8 +25,8 @@ LR_REFERENCE = {"dataset": "kmnist", "val_acc": {1e-5: 0.8938, 5e-4: 0.9571, 1e-
 # Published word error rates on the standard CMUdict train/test split, and the reference report's own test error
 # rate (mean per-word edit distance over the reference length, on characters of a transliteration task).
 G2P_REFERENCE = [
-    {"model": "LSTM enc.-dec., no attention", "wer": 0.286, "report_ned": 0.5002, "variant": "no_attention"},
-    {"model": "LSTM enc.-dec., attention", "wer": 0.217, "report_ned": 0.3808, "variant": "attention"},
+    {"model": "LSTM, no attention", "wer": 0.286, "report_ned": 0.5002, "variant": "no_attention"},
+    {"model": "LSTM, attention", "wer": 0.217, "report_ned": 0.3808, "variant": "attention"},
     {"model": "Transformer", "wer": 0.221, "report_ned": None, "variant": None},
 ]
 VARIANT_NAMES = {"attention": "with attention", "no_attention": "without attention"}

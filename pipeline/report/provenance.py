@@ -29,8 +29,11 @@ def collect(profile: str, results_dir: Path, repo_dir: Path | None = None,
     seconds = sum(r["wall_seconds"] for r in runs if isinstance(r.get("wall_seconds"), (int, float)))
     # The arithmetic is part of the result: bf16 autocast and fp32 train to slightly different numbers.
     devices = [f"{_device(r)}, {r['precision']}" if r.get("precision") else _device(r) for r in runs if r.get("device")]
+    # The runs may come from an older commit than the report code (re-rendering never retrains): say which.
+    run_commits = list(dict.fromkeys(str(r["git_commit"]) for r in runs if r.get("git_commit")))
     return {
         "commit": git_commit(repo_dir or ROOT),
+        "runs_commit": ", ".join(run_commits[:3]) + (f" (+{len(run_commits) - 3} more)" if len(run_commits) > 3 else ""),
         "profile": profile,
         "date": _today(),
         "device": _describe_devices(devices) if devices else this_machine(),
