@@ -110,8 +110,9 @@ def assignment_slice(cfg: dict, name: str) -> str:
 
 def _ordered_json(part: dict) -> str:
     """Sorted keys, so that the same settings always give the same text (Snakemake's params trigger compares
-    text), with the variants' config order kept beside them: it is the order tables and figures show."""
-    order = {f: list(spec["variants"]) for f, spec in part["families"].items()}
+    text), with the config order of the variants and of each variant's keys kept beside them: tables and figures
+    show variants in that order, and a variant's "change" column lists its settings in it."""
+    order = {f: [[v, list(own or {})] for v, own in spec["variants"].items()] for f, spec in part["families"].items()}
     return json.dumps({**part, VARIANT_ORDER: order}, sort_keys=True)
 
 
@@ -119,11 +120,12 @@ VARIANT_ORDER = "_variant_order"
 
 
 def from_slice(text: str) -> dict:
-    """The configuration a job receives on its command line, with variants back in config order."""
+    """The configuration a job receives on its command line, with variants and their keys back in config order."""
     cfg = json.loads(text)
     for fam, order in cfg.pop(VARIANT_ORDER, {}).items():
         variants = cfg["families"][fam]["variants"]
-        cfg["families"][fam]["variants"] = {v: variants[v] for v in order}
+        cfg["families"][fam]["variants"] = {
+            v: None if variants[v] is None else {k: variants[v][k] for k in keys} for v, keys in order}
     return cfg
 
 

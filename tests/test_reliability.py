@@ -229,3 +229,5 @@ def test_restating_a_setting_changes_no_job_slice(tmp_path):
     # The order tables show survives the round trip through the command line.
     sliced = workflow.from_slice(workflow.family_slice(again, "cnn"))
     assert list(sliced["families"]["cnn"]["variants"]) == list(base["families"]["cnn"]["variants"])
+    vit = workflow.from_slice(workflow.family_slice(base, "vit"))["families"]["vit"]["variants"]
+    assert all(list(vit[v]) == list(own) for v, own in base["families"]["vit"]["variants"].items())
