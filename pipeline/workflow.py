@@ -53,7 +53,8 @@ FAMILY_CODE = {
 
 
 REPORT_CODE = ["pipeline/report/render.py", "pipeline/report/fit.py", "pipeline/report/findings.py",
-               "pipeline/report/build.py", "pipeline/report/provenance.py", "pipeline/report/portable.py"]
+               "pipeline/report/build.py", "pipeline/report/provenance.py", "pipeline/report/portable.py",
+               "pipeline/report/runs.py", "pipeline/stats.py"]
 AGGREGATE_CODE = ["pipeline/aggregate/__init__.py", "pipeline/aggregate/style.py"]
 
 

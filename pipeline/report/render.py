@@ -23,6 +23,7 @@ import markupsafe
 import yaml
 
 from . import fit as fitting
+from .runs import anchor_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_ROOT = ROOT / "templates"
@@ -117,6 +118,7 @@ def make_environment(assignment_dir: Path, layout: dict | None = None) -> jinja2
     env.filters["fmt"] = format_value
     env.filters["per_variant"] = per_variant
     env.globals["table_model"] = table_model
+    env.globals["run_anchor"] = anchor_prefix
     env.globals.update(layout or {})
     return env
 

@@ -17,6 +17,7 @@ ANCHOR = "run-{family}-"
 
 
 def anchor_prefix(family: str) -> str:
+    """The id prefix of a family's rows in the appendix (templates get it as `run_anchor`)."""
     return ANCHOR.format(family=family)
 
 
