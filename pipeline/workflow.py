@@ -182,6 +182,13 @@ def threads(cfg: dict, family: str) -> int:
     return cfg["families"][family].get("threads", 1)
 
 
+def priority(cfg: dict, family: str, variant: str) -> int:
+    """Longest runs first (the rule's `priority`): two slots then finish together instead of one long G2P run
+    training alone at the end while the other slot idles. Ordered by the profile-based cost estimate."""
+    from .progress import estimate_run
+    return int(estimate_run(cfg, family, variant))
+
+
 def resource(cfg: dict, family: str, key: str, default):
     return cfg["families"][family].get("resources", {}).get(key, default)
 

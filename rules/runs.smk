@@ -13,6 +13,7 @@ rule train:
         cfg=lambda wc: wf.run_slice(CFG, wc.family, wc.variant),
         python=PYTHON,
     threads: lambda wc: wf.threads(CFG, wc.family)
+    priority: lambda wc: wf.priority(CFG, wc.family, wc.variant)
     resources:
         mem_mb=lambda wc: wf.resource(CFG, wc.family, "mem_mb", 2000),
         runtime=lambda wc: wf.resource(CFG, wc.family, "runtime", 60),
