@@ -72,3 +72,53 @@ def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Differ
 
     (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
     return welch_from_stats(ma, sa, len(a), mb, sb, len(b), level)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Least-squares slope of variant means over a setting x, with its confidence interval under seed noise."""
+
+    slope: float
+    low: float
+    high: float
+    n_min: int          # the fewest seeds behind any of the points
+    points: int
+    level: float = 0.95
+
+    @property
+    def testable(self) -> bool:
+        return self.n_min >= 2 and not math.isnan(self.low)
+
+    @property
+    def beyond_noise(self) -> bool:
+        return self.testable and (self.low > 0 or self.high < 0)
+
+
+def trend_from_stats(x: Sequence[float], means: Sequence[float], stds: Sequence[float], ns: Sequence[int],
+                     level: float = 0.95) -> Trend:
+    """The slope of `means` over `x` (ordinary least squares) and its CI from the seed spread of each point.
+
+    The slope is a fixed linear combination sum(w_i * mean_i) of the points' means, so its variance under seed noise
+    is sum(w_i^2 * std_i^2 / n_i); the t quantile uses Welch–Satterthwaite degrees of freedom, as Welch's test does
+    for two points (where this reduces to it, divided by the distance in x). The question it answers is "would the
+    same sizes with other seeds give a slope of the same sign", not whether the relation is linear."""
+    x = [float(v) for v in x]
+    k = len(x)
+    ns = [int(n) for n in ns]
+    if k < 2:
+        return Trend(NAN, NAN, NAN, min(ns, default=0), k, level)
+    xbar = math.fsum(x) / k
+    sxx = math.fsum((v - xbar) ** 2 for v in x)
+    if sxx == 0:
+        return Trend(NAN, NAN, NAN, min(ns), k, level)
+    w = [(v - xbar) / sxx for v in x]
+    slope = math.fsum(wi * float(m) for wi, m in zip(w, means))
+    if min(ns) < 2 or any(math.isnan(float(s)) for s in stds):
+        return Trend(slope, NAN, NAN, min(ns), k, level)
+    parts = [wi ** 2 * float(s) ** 2 / n for wi, s, n in zip(w, stds, ns)]
+    var = math.fsum(parts)
+    if var == 0.0:
+        return Trend(slope, slope, slope, min(ns), k, level)
+    df = var ** 2 / math.fsum(p ** 2 / (n - 1) for p, n in zip(parts, ns))
+    half = float(_st.t.ppf(0.5 + level / 2, df)) * math.sqrt(var)
+    return Trend(slope, slope - half, slope + half, min(ns), k, level)

@@ -72,3 +72,37 @@ def test_frozen():
     assert isinstance(d, Difference)
     with pytest.raises(Exception):
         d.diff = 0.0  # type: ignore[misc]
+
+
+def test_trend_of_two_points_is_welch_over_the_distance():
+    a, b = [0.91, 0.93, 0.92], [0.88, 0.90, 0.87]
+    from pipeline.stats import trend_from_stats
+    t = trend_from_stats([1.0, 3.0], [np.mean(b), np.mean(a)], [np.std(b, ddof=1), np.std(a, ddof=1)], [3, 3])
+    d = welch(a, b)
+    assert t.slope == pytest.approx(d.diff / 2)
+    assert (t.low, t.high) == (pytest.approx(d.low / 2), pytest.approx(d.high / 2))
+
+
+def test_trend_ci_covers_true_slope_and_finds_a_real_one():
+    from pipeline.stats import trend_from_stats
+    rng = np.random.default_rng(7)
+    x = np.array([10.0, 11.0, 12.5, 14.0])
+    sd = np.array([0.3, 0.2, 0.5, 0.25])
+
+    def fit(true_slope):
+        runs = [rng.normal(true_slope * xi, s, 3) for xi, s in zip(x, sd)]
+        return trend_from_stats(x, [r.mean() for r in runs], [r.std(ddof=1) for r in runs], [3] * 4)
+
+    trials = 2000
+    covered = sum(t.low <= 0.0 <= t.high for t in (fit(0.0) for _ in range(trials)))
+    # Welch–Satterthwaite is approximate; coverage stays near the nominal 95%.
+    assert 0.92 <= covered / trials <= 0.98
+    assert all(fit(1.0).beyond_noise for _ in range(50))
+    flat = fit(0.0)
+    assert flat.testable and flat.points == 4 and flat.n_min == 3
+
+
+def test_trend_single_seed_is_not_testable():
+    from pipeline.stats import trend_from_stats
+    t = trend_from_stats([1, 2, 3], [0.9, 0.95, 0.97], [float("nan")] * 3, [1, 1, 1])
+    assert not t.testable and not t.beyond_noise and t.slope == pytest.approx(0.035)
