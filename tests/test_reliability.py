@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from pipeline import config, workflow
-from pipeline.run import checkpoint_dir, execute, run_dir
+from pipeline.paths import checkpoint_dir, run_dir
+from pipeline.run import execute
 from pipeline.train import INTERRUPT_ENV, Interrupted
 
 from .conftest import ROOT, planned_jobs, run_cli, snakemake
