@@ -4,9 +4,9 @@ The benchmark builds nothing by hand: `capture` runs `pipeline.experiments.<fami
 parameters (`pipeline.config.variant_params`), with `fit` replaced by a stand-in that skips every earlier stage and
 stops at the family's main training stage, handing back exactly what `fit` would have been given. A change to an
 experiment (a layer, dropout, the optimizer, the schedule, the batches) is therefore measured without touching the
-benchmark. CNN, ViT, LR study and G2P build their models with their experiment's `build(params)` inside `run`;
-the autoencoder and the stacked classifier build theirs inline in `run` (stacked: after layer-wise pretraining, whose
-`fit` calls are skipped, so its encoder holds untrained autoencoder weights: the same shapes and the same step).
+benchmark. Each family's `run` builds its model with the experiment's `build(params)`, found through
+pipeline/registry.py; the stacked classifier's fine-tuned model is built in `run` from its layer-wise pretraining, whose
+`fit` calls are skipped, so its encoder holds untrained autoencoder weights: the same shapes and the same step.
 """
 from __future__ import annotations
 
