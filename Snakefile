@@ -3,6 +3,7 @@
 from snakemake.utils import min_version
 
 from pipeline import config as cfglib
+from pipeline import paths
 from pipeline import workflow as wf
 
 min_version("9.0")
@@ -18,7 +19,6 @@ CFG = cfglib.load(
     overrides=cfglib.command_line_values(workflow.config_settings.config),
 )
 wf.verify_present_data(CFG)
-RES = CFG["results_dir"]
 # Every rule's `params: python=PYTHON`: the .venv's interpreter, or the rule's conda environment's under --use-conda.
 PYTHON = wf.job_python(workflow)
 

@@ -107,7 +107,8 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
 
     f = sub.add_parser("fetch-data", parents=[common], help="fetch and verify datasets (default: mnist)")
-    f.add_argument("datasets", nargs="*", choices=["mnist", "fashion-mnist", "kmnist"])
+    from .registry import datasets
+    f.add_argument("datasets", nargs="*", choices=list(datasets()))
     f.add_argument("--stamp", help="write this file after verification (for Snakemake)")
     f.set_defaults(fn=cmd_fetch_data)
 

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .paths import METRICS, RUN_INFO, parse_run_dir, run_dir, run_files, run_id
+
 # The number a finished run is judged by; classifiers (cnn, vit, lr_study) report test accuracy.
 HEADLINE = {"autoencoder": "test_mse", "stacked": "acc_finetuned", "g2p": "test_wer_greedy"}
 DEFAULT_HEADLINE = "test_acc"
@@ -128,7 +130,7 @@ class Job:
     def name(self) -> str:
         w = self.wildcards
         if self.rule == "train":
-            return f"{w.get('family')}/{w.get('variant')}/seed{w.get('seed')}"
+            return run_id(w.get("family"), w.get("variant"), w.get("seed"))
         return "/".join(str(v) for v in w.values()) or self.rule
 
 
@@ -196,14 +198,14 @@ class Build:
         and a run.json this build writes is already counted in ratio()."""
         if self._walls is None:
             self._walls = {}
-            root = self.results_dir() / "runs"
-            for run_json in sorted(root.glob("*/*/seed*/run.json")):
+            for run_json in run_files(self.results_dir(), RUN_INFO):
                 try:
                     info = json.loads(run_json.read_text())
                 except (OSError, ValueError):
                     continue
                 if info.get("profile") == self.profile and isinstance(info.get("wall_seconds"), (int, float)):
-                    key = f"{run_json.parts[-4]}/{run_json.parts[-3]}"
+                    family, variant, _ = parse_run_dir(run_json.parent)
+                    key = f"{family}/{variant}"
                     self._walls.setdefault(key, []).append(info["wall_seconds"] + STARTUP)
         return self._walls
 
@@ -220,9 +222,9 @@ class Build:
         if self.cfg:
             from .config import runs
             for fam, var, seed in runs(self.cfg):
-                if f"{fam}/{var}/seed{seed}" in started:
+                if run_id(fam, var, seed) in started:
                     continue
-                done = (self.results_dir() / "runs" / fam / var / f"seed{seed}" / "metrics.json").exists()
+                done = (run_dir(self.results_dir(), fam, var, seed) / METRICS).exists()
                 (present if done else missing).append(self.expected("train", {"family": fam, "variant": var}))
         costs = missing[:n]
         if len(costs) < n:

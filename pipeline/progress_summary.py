@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+from . import paths
 from .progress import Build, Job, duration, headline
 
 # Job logs are plain text written by `python -m pipeline ...`; these words mark a line a person should see (the
@@ -129,7 +130,7 @@ def fallbacks(build: Build, names: list[str]) -> list[str]:
             out.append(f"{name}: shrunk to fit {info.get('page_limit')} pages (figures at "
                        f"{round(100 * info.get('fig_scale', 1))}%, font {info.get('font_pt')} pt)")
     precisions = {}
-    for run in (build.results_dir() / "runs").glob("*/*/seed*/run.json"):
+    for run in paths.run_files(build.results_dir(), paths.RUN_INFO):
         info = read_json(run) or {}
         precisions[info.get("precision")] = precisions.get(info.get("precision"), 0) + 1
     if (build.cfg or {}).get("precision", "auto") == "auto" and precisions.get("fp32"):
@@ -146,7 +147,7 @@ def training_time(build: Build, name: str) -> str:
         return "n/a"
     from .config import families_of
     walls = [(read_json(p) or {}).get("wall_seconds") for fam in families_of(build.cfg, name)
-             for p in (build.results_dir() / "runs" / fam).glob("*/seed*/run.json")]
+             for p in paths.run_files(build.results_dir(), paths.RUN_INFO, fam)]
     walls = [w for w in walls if isinstance(w, (int, float))]
     return duration(sum(walls)) if walls else "n/a"
 

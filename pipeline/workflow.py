@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from . import config as cfglib
+from . import paths, registry
 from .data.images import SPLIT_NAMES, source
 
 ROOT = cfglib.ROOT
@@ -40,22 +41,9 @@ def shared_keys(schema_keys: list[str]) -> tuple[str, ...]:
 
 SCALARS = shared_keys(cfglib.top_level_keys())
 
-# Code each family runs, beyond the shared engine: a change to any of these reruns that family.
-ENGINE = ["pipeline/train.py", "pipeline/run.py", "pipeline/experiments/common.py", "pipeline/data/images.py"]
-FAMILY_CODE = {
-    "autoencoder": ["pipeline/models/autoencoder.py"],
-    "stacked": ["pipeline/models/stacked.py"],
-    "cnn": ["pipeline/models/cnn.py"],
-    "vit": ["pipeline/models/vit.py"],
-    "lr_study": ["pipeline/models/reference_cnn.py"],
-    "g2p": ["pipeline/models/seq2seq.py", "pipeline/data/cmudict.py", "pipeline/analysis/metrics.py"],
-}
-
-
 REPORT_CODE = ["pipeline/report/render.py", "pipeline/report/fit.py", "pipeline/report/findings.py",
                "pipeline/report/build.py", "pipeline/report/provenance.py", "pipeline/report/portable.py",
                "pipeline/report/runs.py", "pipeline/stats.py"]
-AGGREGATE_CODE = ["pipeline/aggregate/__init__.py", "pipeline/aggregate/style.py"]
 
 
 # The conda environment of every rule that runs Python (`conda:` in rules/*.smk, for `snakemake --use-conda`).
@@ -81,7 +69,7 @@ def job_python(workflow) -> Path:
 
 
 def aggregate_code(family: str) -> list[str]:
-    return [str(ROOT / f) for f in AGGREGATE_CODE + [f"pipeline/aggregate/{family}.py"]]
+    return [str(ROOT / f) for f in registry.family(family).aggregate_code]
 
 
 def scalars(cfg: dict) -> dict:
@@ -135,11 +123,20 @@ def to_json(cfg: dict) -> str:
 
 
 def run_dir(cfg: dict, family: str, variant: str, seed) -> str:
-    return f"{cfg['results_dir']}/runs/{family}/{variant}/seed{seed}"
+    return str(paths.run_dir(cfg["results_dir"], family, variant, seed))
+
+
+# The wildcards of rule train, in the order of a run folder's parts.
+RUN_WILDCARDS = ("{family}", "{variant}", "{seed}")
+
+
+def run_output(cfg: dict, name: str) -> str:
+    """Rule train's output pattern for the run file `name` (paths.METRICS, ...)."""
+    return f"{run_dir(cfg, *RUN_WILDCARDS)}/{name}"
 
 
 def run_files(cfg: dict, family: str) -> list[str]:
-    return [f"{run_dir(cfg, family, v, s)}/metrics.json"
+    return [f"{run_dir(cfg, family, v, s)}/{paths.METRICS}"
             for v in cfg["families"][family]["variants"] for s in cfglib.seeds(cfg, family)]
 
 
@@ -160,13 +157,17 @@ def verify_present_data(cfg: dict) -> None:
 
 
 def dataset_files(cfg: dict, name: str) -> list[str]:
-    folder = source(name).folder
+    return raw_files(cfg, source(name).folder)
+
+
+def raw_files(cfg: dict, folder: str) -> list[str]:
+    """A dataset's files under data/FOLDER/raw/, where torchvision looks for them (a pattern for "{folder}")."""
     return [f"{cfg['data_dir']}/{folder}/raw/{f}" for f in SPLIT_NAMES.values()]
 
 
 def family_code(family: str) -> list[str]:
     """The source files (relative to the repository) whose content decides what a run of `family` computes."""
-    return ENGINE + FAMILY_CODE[family] + [f"pipeline/experiments/{family}.py"]
+    return registry.family(family).code
 
 
 def run_inputs(cfg: dict, family: str) -> list[str]:
@@ -218,18 +219,22 @@ def report_inputs(cfg: dict, name: str) -> list[str]:
 
 
 def report_outputs(cfg: dict, name: str) -> list[str]:
-    out = cfg["reports_dir"]
-    return [f"{out}/{name}.pdf", f"{out}/{name}.html", f"{out}/{name}-appendix.pdf"]
+    return [str(paths.report_file(cfg["reports_dir"], name, kind)) for kind in ("pdf", "html", "appendix")]
+
+
+def report_output(cfg: dict, kind: str) -> str:
+    """Rule report's output pattern for one kind of report file (paths.REPORT_SUFFIXES)."""
+    return str(paths.report_file(cfg["reports_dir"], "{assignment}", kind))
 
 
 def index_targets(cfg: dict) -> list[str]:
     """reports/index.html, for `rule all` (rule index in rules/report.smk)."""
-    return [f"{cfg['reports_dir']}/index.html"]
+    return [str(paths.index_html(cfg["reports_dir"]))]
 
 
 def index_inputs(cfg: dict) -> list[str]:
     """The index reads only the reports' JSON summaries (and their first-page previews, written with them)."""
-    return ([f"{cfg['reports_dir']}/{a}.json" for a in assignments(cfg)]
+    return ([str(paths.report_file(cfg["reports_dir"], a, "summary")) for a in assignments(cfg)]
             + [str(ROOT / "pipeline/report/index.py"), str(ROOT / "templates/_base/index.html.j2")])
 
 
@@ -253,3 +258,30 @@ def job_stats(text: str) -> dict[str, int]:
             break
         jobs[parts[0]] = int(parts[1])
     return jobs
+
+
+def log(rule: str, name: str) -> str:
+    """A job's log file (a pattern when `name` holds wildcards)."""
+    return str(paths.log(rule, name))
+
+
+def run_log() -> str:
+    return log("runs", paths.run_id(*RUN_WILDCARDS))
+
+
+def table_output(cfg: dict) -> str:
+    return str(paths.table(cfg["results_dir"], "{family}"))
+
+
+def figures_output(cfg: dict, name: str) -> str:
+    """The figure folder of a family or an analysis: `name` is the rule's wildcard ("{family}" or "{name}")."""
+    return str(paths.figures(cfg["results_dir"], name))
+
+
+def analysis_output(cfg: dict) -> str:
+    return str(paths.analysis(cfg["results_dir"], "{name}"))
+
+
+def dataset_name(folder: str) -> str:
+    """The dataset rule fetch_data fetches into data/FOLDER."""
+    return registry.dataset_of_folder(folder)

@@ -4,13 +4,13 @@ rule aggregate:
         runs=lambda wc: wf.run_files(CFG, wc.family),
         code=lambda wc: wf.aggregate_code(wc.family),
     output:
-        table=f"{RES}/tables/{{family}}.csv",
-        figures=directory(f"{RES}/figures/{{family}}"),
+        table=wf.table_output(CFG),
+        figures=directory(wf.figures_output(CFG, "{family}")),
     params:
         cfg=lambda wc: wf.family_slice(CFG, wc.family),
         python=PYTHON,
     log:
-        "logs/aggregate/{family}.log",
+        wf.log("aggregate", "{family}"),
     conda:
         wf.JOB_ENV
     shell:

@@ -1,13 +1,13 @@
 rule fetch_data:
     """Fetch one dataset into data/FOLDER/raw/ and verify it against its pinned digests."""
     output:
-        [f"{CFG['data_dir']}/{{folder}}/raw/{f}" for f in wf.SPLIT_NAMES.values()],
+        wf.raw_files(CFG, "{folder}"),
     params:
-        name=lambda wc: {"MNIST": "mnist", "FashionMNIST": "fashion-mnist", "KMNIST": "kmnist"}[wc.folder],
+        name=lambda wc: wf.dataset_name(wc.folder),
         cfg=lambda wc: wf.to_json({k: CFG[k] for k in ("data_dir",)}),
         python=PYTHON,
     log:
-        "logs/fetch_data/{folder}.log",
+        wf.log("fetch_data", "{folder}"),
     conda:
         wf.JOB_ENV
     shell:

@@ -6,11 +6,11 @@ rule report:
     input:
         lambda wc: wf.report_inputs(CFG, wc.assignment),
     output:
-        pdf=f"{CFG['reports_dir']}/{{assignment}}.pdf",
-        html=f"{CFG['reports_dir']}/{{assignment}}.html",
-        appendix=f"{CFG['reports_dir']}/{{assignment}}-appendix.pdf",
+        pdf=wf.report_output(CFG, "pdf"),
+        html=wf.report_output(CFG, "html"),
+        appendix=wf.report_output(CFG, "appendix"),
         # The summary (pages, limit, provenance) that reports/index.html is built from.
-        summary=f"{CFG['reports_dir']}/{{assignment}}.json",
+        summary=wf.report_output(CFG, "summary"),
     # Only real assignments: reports/index.html must not look like a report named "index".
     wildcard_constraints:
         assignment="|".join(wf.assignments(CFG)),
@@ -18,7 +18,7 @@ rule report:
         cfg=lambda wc: wf.assignment_slice(CFG, wc.assignment),
         python=PYTHON,
     log:
-        "logs/report/{assignment}.log",
+        wf.log("report", "{assignment}"),
     conda:
         wf.JOB_ENV
     shell:
@@ -30,12 +30,12 @@ rule index:
     input:
         wf.index_inputs(CFG),
     output:
-        f"{CFG['reports_dir']}/index.html",
+        wf.index_targets(CFG),
     params:
         cfg=wf.to_json({"reports_dir": CFG["reports_dir"]}),
         python=PYTHON,
     log:
-        "logs/report/index.log",
+        wf.log("report", "index"),
     conda:
         wf.JOB_ENV
     shell:

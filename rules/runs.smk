@@ -5,10 +5,10 @@ rule train:
     input:
         lambda wc: wf.run_inputs(CFG, wc.family),
     output:
-        metrics=f"{RES}/runs/{{family}}/{{variant}}/seed{{seed}}/metrics.json",
-        history=f"{RES}/runs/{{family}}/{{variant}}/seed{{seed}}/history.csv",
-        model=f"{RES}/runs/{{family}}/{{variant}}/seed{{seed}}/model.pt",
-        run=f"{RES}/runs/{{family}}/{{variant}}/seed{{seed}}/run.json",
+        metrics=wf.run_output(CFG, paths.METRICS),
+        history=wf.run_output(CFG, paths.HISTORY),
+        model=wf.run_output(CFG, paths.MODEL),
+        run=wf.run_output(CFG, paths.RUN_INFO),
     params:
         cfg=lambda wc: wf.run_slice(CFG, wc.family, wc.variant),
         python=PYTHON,
@@ -18,7 +18,7 @@ rule train:
         mem_mb=lambda wc: wf.resource(CFG, wc.family, "mem_mb", 2000),
         runtime=lambda wc: wf.resource(CFG, wc.family, "runtime", 60),
     log:
-        "logs/runs/{family}/{variant}/seed{seed}.log",
+        wf.run_log(),
     conda:
         wf.JOB_ENV
     shell:
@@ -31,13 +31,13 @@ rule analyze:
     input:
         lambda wc: wf.abspath(f"pipeline/analysis/{wc.name}.py"),
     output:
-        json=f"{RES}/analysis/{{name}}.json",
-        figures=directory(f"{RES}/figures/{{name}}"),
+        json=wf.analysis_output(CFG),
+        figures=directory(wf.figures_output(CFG, "{name}")),
     params:
         cfg=lambda wc: wf.to_json(wf.scalars(CFG)),
         python=PYTHON,
     log:
-        "logs/analysis/{name}.log",
+        wf.log("analysis", "{name}"),
     conda:
         wf.JOB_ENV
     shell:

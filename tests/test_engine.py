@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pipeline import config
-from pipeline.run import checkpoint_dir, execute, run_dir
+from pipeline.paths import checkpoint_dir, run_dir
+from pipeline.run import execute
 from pipeline.train import INTERRUPT_ENV, Interrupted, adam, native_bf16, resolve_precision
 
 

@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from pipeline import config, workflow
-from pipeline.run import checkpoint_dir, execute, run_dir
+from pipeline.paths import checkpoint_dir, run_dir
+from pipeline.run import execute
 from pipeline.train import INTERRUPT_ENV, Interrupted
 
 from .conftest import ROOT, planned_jobs, run_cli, snakemake
@@ -44,11 +45,11 @@ def test_a_hostile_checkpoint_is_never_unpickled(smoke_cfg, tmp_path):
 
 
 def test_a_hostile_model_file_is_refused_by_the_aggregate(smoke_cfg, tmp_path):
-    from pipeline.aggregate.autoencoder import load_model
+    from pipeline.aggregate import trained_model  # registry.load_run, as every aggregate loads a model
     marker = tmp_path / "pwned"
     _hostile_file(run_dir(smoke_cfg["results_dir"], "autoencoder", "ae16", 0) / "model.pt", marker)
     with pytest.raises(Exception):
-        load_model(smoke_cfg, "autoencoder", "ae16", 0, lambda params: torch.nn.Identity())
+        trained_model(smoke_cfg, "autoencoder", "ae16", 0)
     assert not marker.exists(), "a model file's pickled code ran"
 
 

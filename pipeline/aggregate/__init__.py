@@ -1,7 +1,6 @@
 """Aggregate a family's runs into one table (mean and std over seeds per variant) and its figures."""
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config as cfglib
+from .. import paths, registry
 
 
 def load_runs(cfg: dict, family: str) -> pd.DataFrame:
@@ -17,14 +17,14 @@ def load_runs(cfg: dict, family: str) -> pd.DataFrame:
     fam = cfg["families"][family]
     for variant in fam["variants"]:
         for seed in cfglib.seeds(cfg, family):
-            folder = Path(cfg["results_dir"]) / "runs" / family / variant / f"seed{seed}"
-            metrics = json.loads((folder / "metrics.json").read_text())
-            info = json.loads((folder / "run.json").read_text())
-            history = pd.read_csv(folder / "history.csv")
+            folder = paths.run_dir(cfg["results_dir"], family, variant, seed)
+            metrics = json.loads((folder / paths.METRICS).read_text())
+            info = json.loads((folder / paths.RUN_INFO).read_text())
+            history = pd.read_csv(folder / paths.HISTORY)
             row = {"variant": variant, "seed": seed}
             row.update({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
             row["seconds_per_epoch"] = float(history["seconds"].mean()) if len(history) else np.nan
-            extras = folder / "extras.json"
+            extras = folder / paths.EXTRAS
             if extras.exists():  # wall-clock measurements a run keeps out of its (deterministic) metrics.json
                 row.update(json.loads(extras.read_text()).get("timing", {}))
             row["wall_seconds"] = info["wall_seconds"]
@@ -62,7 +62,18 @@ def describe_variant(cfg: dict, family: str, variant: str) -> str:
 
 
 def history(cfg: dict, family: str, variant: str, seed: int) -> pd.DataFrame:
-    return pd.read_csv(Path(cfg["results_dir"]) / "runs" / family / variant / f"seed{seed}" / "history.csv")
+    return pd.read_csv(paths.run_dir(cfg["results_dir"], family, variant, seed) / paths.HISTORY)
+
+
+def extras(cfg: dict, family: str, variant: str, seed: int) -> dict:
+    """A run's extras.json ({} when it wrote none)."""
+    path = paths.run_dir(cfg["results_dir"], family, variant, seed) / paths.EXTRAS
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def trained_model(cfg: dict, family: str, variant: str, seed: int):
+    """A run's trained model, rebuilt by its experiment (registry.load_run)."""
+    return registry.load_run(paths.run_dir(cfg["results_dir"], family, variant, seed))
 
 
 def summarise_with_curves(cfg: dict, family: str, runs: pd.DataFrame, curve_summary) -> pd.DataFrame:
@@ -75,13 +86,13 @@ def summarise_with_curves(cfg: dict, family: str, runs: pd.DataFrame, curve_summ
 
 
 def aggregate_family(cfg: dict, family: str) -> Path:
-    module = importlib.import_module(f"pipeline.aggregate.{family}")
+    module = registry.family(family).aggregate()
     runs = load_runs(cfg, family)
     table = module.table(cfg, runs) if hasattr(module, "table") else summarise(runs)
     table.insert(1, "change", [describe_variant(cfg, family, v) for v in table["variant"]])
-    out = Path(cfg["results_dir"]) / "tables" / f"{family}.csv"
+    out = paths.table(cfg["results_dir"], family)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig_dir = Path(cfg["results_dir"]) / "figures" / family
+    fig_dir = paths.figures(cfg["results_dir"], family)
     fig_dir.mkdir(parents=True, exist_ok=True)
     module.figures(cfg, runs, table, fig_dir)
     tmp = out.with_suffix(".csv.tmp")

@@ -8,16 +8,8 @@ import numpy as np
 import torch
 
 from ..data import images
-from ..models.autoencoder import Autoencoder
-from ..train import load_checkpoint
+from . import trained_model
 from .style import HALF, errorbar, plt, save
-
-
-def load_model(cfg: dict, family: str, variant: str, seed: int, build) -> torch.nn.Module:
-    state = load_checkpoint(Path(cfg["results_dir"]) / "runs" / family / variant / f"seed{seed}" / "model.pt")
-    model = build(state["params"])
-    model.load_state_dict(state["state_dict"])
-    return model.eval()
 
 
 def test_images(cfg: dict, dataset: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,8 +37,7 @@ def figures(cfg: dict, runs, table, out: Path) -> None:
     rows = [x.float() / 255]
     for v in variants:
         seed = int(runs[runs["variant"] == v]["seed"].min())
-        model = load_model(cfg, "autoencoder", v, seed,
-                           lambda p: Autoencoder(p["encoding_dim"], p.get("hidden", []), relu_code=False))
+        model = trained_model(cfg, "autoencoder", v, seed)
         with torch.inference_mode():
             rows.append(model(x.unsqueeze(1).float() / 255).squeeze(1))
     labels = ["original"] + variants

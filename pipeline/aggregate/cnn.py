@@ -5,9 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experiments.cnn import build
-from . import history
-from .autoencoder import load_model
+from . import history, trained_model
 from .style import HALF, accuracy_vs_params, integer_x, plt, save
 
 MAIN = ("base", "one_conv", "three_conv", "batch_norm", "best_combo")
@@ -34,7 +32,7 @@ def figures(cfg: dict, runs, table, out: Path) -> None:
 
     best = best_variant(table)
     seed = int(runs[runs["variant"] == best]["seed"].min())
-    model = load_model(cfg, "cnn", best, seed, build)
+    model = trained_model(cfg, "cnn", best, seed)
     conv = next(m for m in model.modules() if m.__class__.__name__ == "Conv2d")
     w = conv.weight.detach()[:, 0].numpy()
     n = min(len(w), 16)

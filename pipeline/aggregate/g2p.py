@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import history, summarise_with_curves
+from . import extras, history, summarise_with_curves
 from .style import FULL, HALF, integer_x, plt, save
 
 LABELS = {"attention": "with attention", "no_attention": "without attention"}
@@ -34,11 +34,6 @@ def table(cfg: dict, runs: pd.DataFrame) -> pd.DataFrame:
 def beam_sizes(table: pd.DataFrame) -> list[int]:
     return sorted(int(c.removeprefix("test_wer_beam")) for c in table.columns
                   if c.startswith("test_wer_beam") and not c.endswith("_std"))
-
-
-def _extras(cfg: dict, variant: str, seed: int) -> dict:
-    path = Path(cfg["results_dir"]) / "runs" / "g2p" / variant / f"seed{seed}" / "extras.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _first_seed(runs: pd.DataFrame, variant: str) -> int:
@@ -110,7 +105,7 @@ def attention_figure(examples: list[dict], path: Path) -> bool:
 def figures(cfg: dict, runs: pd.DataFrame, table: pd.DataFrame, out: Path) -> None:
     val_curve_figure(cfg, runs, table, out / "val_wer.svg")
     beam_figure(table, out / "beams.svg")
-    examples = {v: _extras(cfg, v, _first_seed(runs, v)).get("examples", []) for v in table["variant"]}
+    examples = {v: extras(cfg, "g2p", v, _first_seed(runs, v)).get("examples", []) for v in table["variant"]}
     with_attention = next((v for v in table["variant"] if any(e.get("attention") for e in examples[v])), None)
     if with_attention is not None:
         attention_figure(examples[with_attention], out / "attention.png")

@@ -9,10 +9,9 @@ import pandas as pd
 import torch
 
 from ..data import images
-from ..models.reference_cnn import ReferenceCNN, first_conv_activations
+from ..models.reference_cnn import first_conv_activations
 from ..train import images_to_float
-from . import history, summarise_with_curves
-from .autoencoder import load_model
+from . import history, summarise_with_curves, trained_model
 from .style import FULL, HALF, integer_x, plt, save
 
 CLASS_NAMES = {
@@ -91,7 +90,7 @@ def training_example(params: dict, data_dir: Path) -> tuple[torch.Tensor, int]:
 def activation_figure(cfg: dict, runs: pd.DataFrame, table: pd.DataFrame, out: Path) -> dict:
     best = best_variant(table)
     seed = int(runs.loc[runs["variant"] == best, "seed"].min())
-    model = load_model(cfg, "lr_study", best, seed, lambda p: ReferenceCNN())
+    model = trained_model(cfg, "lr_study", best, seed)
     params = json.loads(runs.loc[(runs["variant"] == best) & (runs["seed"] == seed), "params_json"].iloc[0])
     img, label = training_example(params, Path(cfg["data_dir"]))
     acts = first_conv_activations(model, images_to_float(img[None]))[0].numpy()

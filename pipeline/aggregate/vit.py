@@ -4,11 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..experiments.vit import build
 from ..models.vit import cls_attention_map
-from .autoencoder import load_model, test_images
+from . import trained_model
+from .autoencoder import test_images
 from .cnn import best_variant
 from .style import HALF, accuracy_vs_params, plt, save
 
@@ -27,7 +26,7 @@ def figures(cfg: dict, runs, table, out: Path) -> None:
 
     best = best_variant(table)
     seed = int(runs[runs["variant"] == best]["seed"].min())
-    model = load_model(cfg, "vit", best, seed, build)
+    model = trained_model(cfg, "vit", best, seed)
     import json
     x, y = test_images(cfg, json.loads(runs.iloc[0]["params_json"])["dataset"], 1)
     img = x[0].float() / 255

@@ -5,6 +5,8 @@ import importlib
 import json
 from pathlib import Path
 
+from .. import paths
+
 
 def _figures(name: str, result: dict, fig_dir: Path) -> None:
     if name == "attention":
@@ -18,10 +20,10 @@ def run_analysis(name: str, results_dir: Path) -> Path:
     except ModuleNotFoundError:
         raise ValueError(f"unknown analysis {name!r}") from None
     result = module.compute()
-    fig_dir = Path(results_dir) / "figures" / name
+    fig_dir = paths.figures(results_dir, name)
     fig_dir.mkdir(parents=True, exist_ok=True)
     _figures(name, result, fig_dir)
-    out = Path(results_dir) / "analysis" / f"{name}.json"
+    out = paths.analysis(results_dir, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2, default=float) + "\n")

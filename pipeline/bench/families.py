@@ -4,21 +4,21 @@ The benchmark builds nothing by hand: `capture` runs `pipeline.experiments.<fami
 parameters (`pipeline.config.variant_params`), with `fit` replaced by a stand-in that skips every earlier stage and
 stops at the family's main training stage, handing back exactly what `fit` would have been given. A change to an
 experiment (a layer, dropout, the optimizer, the schedule, the batches) is therefore measured without touching the
-benchmark. CNN, ViT, LR study and G2P build their models with their experiment's `build(params)` inside `run`;
-the autoencoder and the stacked classifier build theirs inline in `run` (stacked: after layer-wise pretraining, whose
-`fit` calls are skipped, so its encoder holds untrained autoencoder weights: the same shapes and the same step).
+benchmark. Each family's `run` builds its model with the experiment's `build(params)`, found through
+pipeline/registry.py; the stacked classifier's fine-tuned model is built in `run` from its layer-wise pretraining, whose
+`fit` calls are skipped, so its encoder holds untrained autoencoder weights: the same shapes and the same step.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
 from unittest import mock
 
 from .. import config as cfglib
+from .. import registry
 
 # The stage whose steps make up most of a family's training time, i.e. the one its throughput is about.
 MAIN_STAGE = {"autoencoder": "train", "stacked": "finetune", "cnn": "train", "vit": "train", "lr_study": "train",
@@ -100,7 +100,7 @@ def capture(cfg: dict, family: str, variant: str | None = None, *, device, data_
 
     variant = variant or REFERENCE[family]
     p = params if params is not None else params_for(cfg, family, variant)
-    exp = import_module(f"pipeline.experiments.{family}")
+    exp = registry.family(family).experiment()
     target = MAIN_STAGE[family]
     ctx = RunContext(family=family, variant=variant, seed=seed, params=p, device=device,
                      checkpoint_dir=Path(checkpoint_dir), data_dir=Path(data_dir), precision=precision,
@@ -128,4 +128,4 @@ def capture(cfg: dict, family: str, variant: str | None = None, *, device, data_
             exp.run(ctx)
         except _Captured as got:
             return got.setup
-    raise RuntimeError(f"pipeline.experiments.{family}.run finished without a {target!r} stage to measure")
+    raise RuntimeError(f"{registry.family(family).experiment_module}.run finished without a {target!r} stage to measure")

@@ -7,7 +7,7 @@ from torch.nn import functional as F
 from ..models.autoencoder import Autoencoder
 from ..run import RunOutput
 from ..train import RunContext, fit, images_to_float
-from .common import adam, count_params, load_splits, shuffled
+from .common import adam_for, count_params, load_splits, shuffled
 
 
 @torch.inference_mode()
@@ -32,12 +32,16 @@ def pca_mse(train: torch.Tensor, test: torch.Tensor, k: int) -> float:
     return ((centred - recon) ** 2).mean().item()
 
 
+def build(p: dict) -> Autoencoder:
+    # A linear code: a ReLU there leaves dead code units at small encoding sizes, which PCA would then beat.
+    return Autoencoder(p["encoding_dim"], p.get("hidden", []), relu_code=False)
+
+
 def run(ctx: RunContext) -> RunOutput:
     p = ctx.params
     data = load_splits(ctx)
-    # A linear code: a ReLU there leaves dead code units at small encoding sizes, which PCA would then beat.
-    model = Autoencoder(p["encoding_dim"], p.get("hidden", []), relu_code=False).to(ctx.device)
-    fit(model, adam(model, p), ctx=ctx, epochs=p["epochs"], batches=shuffled(ctx, "train", data.train[0]),
+    model = build(p).to(ctx.device)
+    fit(model, adam_for(model, p), ctx=ctx, epochs=p["epochs"], batches=shuffled(ctx, "train", data.train[0]),
         loss_fn=lambda m, xb: F.mse_loss(m(xb), xb), evaluate=lambda m: {"val_mse": mse(m, data.val[0])})
     metrics = {
         "test_mse": mse(model, data.test[0]),

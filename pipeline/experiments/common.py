@@ -53,7 +53,8 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def adam(model: nn.Module, params: dict) -> torch.optim.Optimizer:
+def adam_for(model: nn.Module, params: dict) -> torch.optim.Optimizer:
+    """train.adam over the model's parameters, at the run's rate and weight decay."""
     return train.adam(model.parameters(), params["lr"], params.get("weight_decay", 0.0))
 
 
@@ -69,7 +70,7 @@ def train_classifier(ctx: RunContext, model: nn.Module, data: images.Splits, *, 
     x = data.train[0] if x is None else x
     y = data.train[1] if y is None else y
     from ..train import fit
-    fit(model, optimizer or adam(model, ctx.params), ctx=ctx, stage=stage,
+    fit(model, optimizer or adam_for(model, ctx.params), ctx=ctx, stage=stage,
         epochs=ctx.params["epochs"] if epochs is None else epochs,
         batches=shuffled(ctx, stage, x, y, batch_size), loss_fn=cross_entropy, scheduler=scheduler,
         evaluate=lambda m: {"val_acc": accuracy(m, *data.val)})

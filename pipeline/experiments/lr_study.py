@@ -10,7 +10,7 @@ import torch
 from ..models.reference_cnn import ReferenceCNN
 from ..run import RunOutput
 from ..train import RunContext
-from .common import adam, classifier_metrics, load_splits, predictions_on_test, train_classifier
+from .common import adam_for, classifier_metrics, load_splits, predictions_on_test, train_classifier
 
 
 def build(p: dict | None = None) -> ReferenceCNN:
@@ -20,7 +20,7 @@ def build(p: dict | None = None) -> ReferenceCNN:
 def run(ctx: RunContext) -> RunOutput:
     data = load_splits(ctx)
     model = build(ctx.params).to(ctx.device)
-    opt = adam(model, {"lr": ctx.params["lr"]})
+    opt = adam_for(model, {"lr": ctx.params["lr"]})
     train_classifier(ctx, model, data, optimizer=opt)
     metrics = classifier_metrics(model, data)
     metrics["lr"] = float(ctx.params["lr"])

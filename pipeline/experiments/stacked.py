@@ -12,10 +12,15 @@ from torch.nn import functional as F
 from ..models.stacked import DenseAE, StackedClassifier, StackedEncoder
 from ..run import RunOutput
 from ..train import RunContext, batch_indices, epoch_seed, fit, images_to_float
-from .common import accuracy, adam, count_params, load_splits, one_cycle, predictions_on_test, train_classifier
+from .common import accuracy, adam_for, count_params, load_splits, one_cycle, predictions_on_test, train_classifier
 
 
 FEW_LABEL_BATCH = 32
+
+
+def build(p: dict) -> StackedClassifier:
+    """The classifier a run keeps (model.pt), untrained: the encoder's layers and the head."""
+    return StackedClassifier(StackedEncoder(p["layers"], dropout=p.get("dropout", 0.0)))
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -45,7 +50,7 @@ def pretrain(ctx: RunContext, x_train: torch.Tensor) -> list[DenseAE]:
                                      seed=epoch_seed(ctx.seed, stage, epoch), device=source.device):
                 yield _flat(source[idx]) if source.dtype == torch.uint8 else source[idx]
 
-        fit(ae, adam(ae, p), ctx=ctx, epochs=p["pretrain_epochs"], batches=batches, stage=stage,
+        fit(ae, adam_for(ae, p), ctx=ctx, epochs=p["pretrain_epochs"], batches=batches, stage=stage,
             loss_fn=lambda m, xb: F.mse_loss(m(corrupt(xb, p.get("noise", 0.0))), xb))
         with torch.inference_mode():
             parts = [ae.encode(_flat(c) if c.dtype == torch.uint8 else c) for c in source.split(4096)]
@@ -71,13 +76,13 @@ def _conditions(ctx: RunContext, aes, data, x, y, epochs_frozen: int, epochs_tun
     def optimizer(model, epochs):
         """Adam, with the family's schedule; fine-tuning and random init always get the same one."""
         if p.get("schedule", "constant") == "constant":
-            return {"optimizer": adam(model, p)}
+            return {"optimizer": adam_for(model, p)}
         opt, sched = one_cycle(model, {**p, "epochs": epochs, "batch_size": batch_size or p["batch_size"]}, len(x))
         return {"optimizer": opt, "scheduler": sched}
 
     clf = StackedClassifier(StackedEncoder(p["layers"], dropout=drop).load_pretrained(aes)).to(ctx.device)
     clf.freeze_encoder(True)
-    head_opt = adam(clf.head, {"lr": p["lr"]})
+    head_opt = adam_for(clf.head, {"lr": p["lr"]})
     train_classifier(ctx, clf, data, stage=f"{prefix}frozen", epochs=epochs_frozen, optimizer=head_opt, **kw)
     out = {f"{prefix}acc_frozen": accuracy(clf, *data.test)}
     clf.freeze_encoder(False)
@@ -85,7 +90,7 @@ def _conditions(ctx: RunContext, aes, data, x, y, epochs_frozen: int, epochs_tun
                      **kw)
     out[f"{prefix}acc_finetuned"] = accuracy(clf, *data.test)
     out[f"{prefix}val_acc_finetuned"] = accuracy(clf, *data.val)  # the report picks architectures on this
-    rand = StackedClassifier(StackedEncoder(p["layers"], dropout=drop)).to(ctx.device)
+    rand = build(p).to(ctx.device)
     train_classifier(ctx, rand, data, stage=f"{prefix}random", epochs=epochs_frozen + epochs_tune,
                      **optimizer(rand, epochs_frozen + epochs_tune), **kw)
     out[f"{prefix}acc_random"] = accuracy(rand, *data.test)

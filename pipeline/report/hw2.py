@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from ..aggregate.lr_study import rate_label
-from ..experiments import g2p as g2p_exp
 from ..models.reference_cnn import ReferenceCNN
 
 from .findings import best, compare, mean_std, pct, pp, seeds_note
@@ -361,7 +360,7 @@ def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
             "n_graphemes": int(first["n_graphemes"]), "n_phonemes": int(first["n_phonemes"]),
             "params": params, "n_params": {v: int(_row(t, v)["params"]) for v in variants}, "names": name,
             "seeds": seeds_note(t), "has_attention_figure": ex_variant is not None,
-            "anneal_start": pct(g2p_exp.ANNEAL_START, 0), "anneal_floor": pct(g2p_exp.ANNEAL_FLOOR, 0)}
+            "anneal_start": pct(params["anneal_start"], 0), "anneal_floor": pct(params["anneal_floor"], 0)}
 
 
 def context(cfg: dict, results: Path) -> dict:

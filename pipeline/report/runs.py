@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import config as cfglib
+from .. import paths
 
 ANCHOR = "run-{family}-"
 
@@ -27,14 +28,14 @@ def run_index(cfg: dict, results: Path, family: str, reports_dir: Path) -> pd.Da
     for variant in cfg["families"][family]["variants"]:
         infos, ids = [], []
         for seed in cfglib.seeds(cfg, family):
-            folder = Path(results) / "runs" / family / variant / f"seed{seed}"
-            ids.append(f"{family}/{variant}/seed{seed}")
-            if (folder / "run.json").exists():
-                infos.append(json.loads((folder / "run.json").read_text()))
+            info = paths.run_dir(results, family, variant, seed) / paths.RUN_INFO
+            ids.append(paths.run_id(family, variant, seed))
+            if info.exists():
+                infos.append(json.loads(info.read_text()))
 
         def distinct(key: str) -> str:
             return ", ".join(dict.fromkeys(str(i.get(key, "?")) for i in infos)) or "—"
-        folder = Path(results) / "runs" / family / variant
+        folder = paths.variant_dir(results, family, variant)
         rows.append({"variant": variant, "runs": ", ".join(ids), "commit": distinct("git_commit"),
                      "profile": distinct("profile"), "precision": distinct("precision"),
                      "device": distinct("device"),

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import paths
 from . import FORMAT_VERSION, ReviewError
 
-RUN_FILES = ("metrics.json", "run.json", "predictions.json", "extras.json", "history.csv")
+RUN_FILES = (paths.METRICS, paths.RUN_INFO, paths.PREDICTIONS, paths.EXTRAS, paths.HISTORY)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -34,7 +35,7 @@ class Run:
 
     @property
     def where(self) -> str:
-        return f"runs/{self.family}/{self.variant}/seed{self.seed}"
+        return paths.run_dir("", self.family, self.variant, self.seed).as_posix()
 
 
 @dataclass
@@ -79,16 +80,16 @@ def _json(path: Path) -> dict:
 
 def read_runs(root: Path) -> dict[tuple[str, str, int], Run]:
     runs = {}
-    for metrics in sorted(Path(root).glob("runs/*/*/seed*/metrics.json")):
+    for metrics in paths.run_files(root, paths.METRICS):
         folder = metrics.parent
         try:
-            seed = int(folder.name.removeprefix("seed"))
+            family, variant, seed = paths.parse_run_dir(folder)
         except ValueError:
             continue
-        info = _json(folder / "run.json") if (folder / "run.json").exists() else {}
-        preds = _json(folder / "predictions.json") if (folder / "predictions.json").exists() else None
-        extras = _json(folder / "extras.json") if (folder / "extras.json").exists() else {}
-        run = Run(folder.parent.parent.name, folder.parent.name, seed, _json(metrics), info, preds,
+        info = _json(folder / paths.RUN_INFO) if (folder / paths.RUN_INFO).exists() else {}
+        preds = _json(folder / paths.PREDICTIONS) if (folder / paths.PREDICTIONS).exists() else None
+        extras = _json(folder / paths.EXTRAS) if (folder / paths.EXTRAS).exists() else {}
+        run = Run(family, variant, seed, _json(metrics), info, preds,
                   extras.get("timing", {}) if isinstance(extras, dict) else {})
         runs[run.key] = run
     return runs
@@ -104,9 +105,9 @@ def read(path: Path, label: str, kind: str) -> Build:
             raise ReviewError(f"snapshot {label!r} is in format {fmt}, this version reads format {FORMAT_VERSION}: "
                               f"re-create it with `python -m pipeline snapshot NAME` from its build")
     build.runs = read_runs(path)
-    for csv in sorted(path.glob("tables/*.csv")):
+    for csv in paths.all_tables(path):
         build.tables[csv.stem] = pd.read_csv(csv)
-    for js in sorted(path.glob("analysis/*.json")):
+    for js in paths.all_analyses(path):
         build.analyses[js.stem] = _json(js)
     if not (build.runs or build.tables or build.analyses):
         raise ReviewError(f"{label}: no runs, tables or analyses in {path} (not a finished build)")
@@ -126,7 +127,7 @@ def open_build(spec: str, snapshots_dir: Path) -> Build:
     if folder.is_dir():
         if (folder / "manifest.json").exists():
             return read(folder, spec, "snapshot")
-        if any((folder / sub).is_dir() for sub in ("runs", "tables", "analysis")):
+        if any((folder / sub).is_dir() for sub in (paths.RUNS, paths.TABLES, paths.ANALYSIS)):
             return read(folder, spec, "results")
         raise ReviewError(f"{spec}: neither a snapshot (no manifest.json) nor a results folder "
                           f"(no runs/, tables/ or analysis/)")

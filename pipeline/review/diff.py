@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from .. import paths
 from ..stats import Difference, welch, welch_from_stats
 from . import ReviewError
 from .build import Build, Run
@@ -139,19 +140,20 @@ def _seed_list(runs: list[Run]) -> str:
     if not runs:
         return ""
     seeds = ",".join(str(r.seed) for r in runs)
-    return f"runs/{runs[0].family}/{runs[0].variant}/seed{{{seeds}}}" if len(runs) > 1 else runs[0].where
+    return (paths.run_dir("", runs[0].family, runs[0].variant, f"{{{seeds}}}").as_posix() if len(runs) > 1
+            else runs[0].where)
 
 
 def table_or_summary(build: Build, family: str) -> tuple[pd.DataFrame | None, str]:
     """The family's aggregate table; a results folder that was never aggregated is summarised from its runs."""
     if family in build.tables:
-        return build.tables[family], f"tables/{family}.csv"
+        return build.tables[family], paths.table("", family).as_posix()
     rows = [{"variant": r.variant, "seed": r.seed, **{k: v for k, v in r.metrics.items() if _num(v) is not None}}
             for k, r in sorted(build.runs.items()) if k[0] == family]
     if not rows:
         return None, ""
     from ..aggregate import summarise
-    return summarise(pd.DataFrame(rows)), f"runs/{family} (no table: summarised)"
+    return summarise(pd.DataFrame(rows)), f"{paths.family_runs('', family).as_posix()} (no table: summarised)"
 
 
 def value_columns(table: pd.DataFrame) -> list[str]:
@@ -245,7 +247,7 @@ def compare_analysis(old: Build, new: Build, name: str) -> list[Item]:
         ov, nv = _num(o.get(path)), _num(n.get(path))
         if (path in o and ov is None) or (path in n and nv is None):
             continue                                     # text and flags: not numbers a report prints
-        item = Item("analysis", name, path, ov, nv, "identical", "", f"analysis/{name}.json")
+        item = Item("analysis", name, path, ov, nv, "identical", "", paths.analysis("", name).as_posix())
         if ov is None or nv is None:
             where = "analysis" if name not in (old.analyses if ov is None else new.analyses) else "number"
             item.verdict, item.reason = "not_comparable", f"{where} only in {'NEW' if ov is None else 'OLD'}"

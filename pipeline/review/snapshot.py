@@ -12,7 +12,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import runinfo
+from .. import paths, runinfo
 from . import FORMAT_VERSION, ReviewError
 from .build import NAME_RE, RUN_FILES, read
 
@@ -41,10 +41,10 @@ def take(results_dir: Path, name: str, dest_root: Path, profile: str | None = No
         for f in RUN_FILES:
             if (src / f).exists():
                 shutil.copy2(src / f, out / f)
-    for sub, pattern in (("tables", "*.csv"), ("analysis", "*.json")):
-        for f in sorted((results_dir / sub).glob(pattern)):
-            (staging / sub).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, staging / sub / f.name)
+    for f in paths.all_tables(results_dir) + paths.all_analyses(results_dir):
+        out = staging / f.relative_to(results_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, out)
     profiles = sorted(build.profiles()) or ([profile] if profile else [])
     manifest = {
         "format": FORMAT_VERSION, "name": name,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from scipy import stats as st
 
+from .. import paths
 from . import ReviewError
 from .build import Build, Run, read_runs
 from .diff import NOT_SEEDED, compare_predictions, same
@@ -79,7 +80,7 @@ def rerun(run: Run, cfg: dict, scratch: Path) -> Run:
     cfg["profile"] = run.info.get("profile", cfg.get("profile"))
     if run.info.get("precision") in ("fp32", "bf16"):
         cfg["precision"] = run.info["precision"]        # as recorded, not as the configuration now resolves it
-    for stale in (scratch / run.where, scratch / "checkpoints" / run.family / run.variant / f"seed{run.seed}"):
+    for stale in (paths.run_dir(scratch, *run.key), paths.checkpoint_dir(scratch, *run.key)):
         shutil.rmtree(stale, ignore_errors=True)          # never resume from an earlier verify's checkpoint
     execute(run.family, run.variant, run.seed, cfg, params=run.info["params"], threads=run.info.get("threads"))
     return read_runs(scratch)[run.key]

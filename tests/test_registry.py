@@ -1,0 +1,101 @@
+"""The family registry: what the workflow, the command line and the code digest read; and rebuilding a run's model."""
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from pipeline import config, registry, workflow
+from pipeline.run import RunOutput, execute
+
+ROOT = config.ROOT
+
+
+def test_every_configured_family_resolves():
+    families = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["families"]
+    assert set(families) == set(registry.FAMILIES)
+    for name in families:
+        entry = registry.family(name)
+        assert callable(entry.experiment().run) and callable(entry.experiment().build)
+        assert callable(entry.aggregate().figures)
+        for rel in entry.code + entry.aggregate_code:
+            assert (ROOT / rel).is_file(), rel
+
+
+def test_schema_allows_exactly_the_registered_families_and_datasets():
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+    assert set(schema["properties"]["families"]["properties"]) == set(registry.FAMILIES)
+    assert schema["$defs"]["dataset"]["enum"] == list(registry.datasets())
+
+
+def test_unknown_family_is_one_line():
+    with pytest.raises(config.ConfigError) as err:
+        registry.family("resnet")
+    assert "unknown family 'resnet'" in str(err.value) and "\n" not in str(err.value)
+    assert "cnn" in str(err.value)
+
+
+def test_unknown_family_on_the_command_line_is_one_line(capsys):
+    from pipeline.__main__ import main
+    assert main(["run", "resnet", "base", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown family 'resnet'") and "\n" not in err
+
+
+def test_code_digest_files_unchanged():
+    """The files each family's runs depend on (Snakemake inputs, checkpoint identity), as before the registry."""
+    engine = ["pipeline/train.py", "pipeline/run.py", "pipeline/experiments/common.py", "pipeline/data/images.py"]
+    assert workflow.family_code("g2p") == engine + [
+        "pipeline/models/seq2seq.py", "pipeline/data/cmudict.py", "pipeline/analysis/metrics.py",
+        "pipeline/experiments/g2p.py"]
+    assert workflow.family_code("lr_study") == engine + ["pipeline/models/reference_cnn.py",
+                                                         "pipeline/experiments/lr_study.py"]
+    assert workflow.aggregate_code("cnn") == [str(ROOT / f) for f in (
+        "pipeline/aggregate/__init__.py", "pipeline/aggregate/style.py", "pipeline/aggregate/cnn.py")]
+
+
+def test_fetch_data_folders_map_back_to_datasets():
+    for name, source in registry.datasets().items():
+        assert registry.dataset_of_folder(source.folder) == name
+
+
+def _outputs(family: str, model, params: dict):
+    torch.manual_seed(0)
+    if family == "g2p":
+        from pipeline.data.cmudict import pad_sequences
+        data = registry.family("g2p").experiment().load_g2p(params["train_limit"], params["eval_limit"])
+        src, src_len = pad_sequences([data.graphemes.encode(list(w)) for w in ("cat", "pipeline")])
+        return model.greedy_decode(src, src_len, max_len=8)[0]
+    return model(torch.rand(4, 1, 28, 28))
+
+
+@pytest.mark.parametrize("family", list(registry.FAMILIES))
+def test_load_run_rebuilds_the_saved_model(family, smoke_cfg, monkeypatch):
+    """A model saved by the run machinery comes back from its run folder with the same weights and outputs."""
+    exp = registry.family(family).experiment()
+    variant = next(iter(smoke_cfg["families"][family]["variants"]))
+    params = config.variant_params(smoke_cfg, family, variant)
+    params.update(train_limit=100, eval_limit=20)
+    kept = {}
+
+    def untrained_run(ctx):
+        torch.manual_seed(1)
+        kept["model"] = exp.build(ctx.params).eval()
+        return RunOutput(metrics={"done": 1}, model=kept["model"])
+    monkeypatch.setattr(exp, "run", untrained_run)
+    folder = execute(family, variant, 0, smoke_cfg, params=params)
+
+    loaded = registry.load_run(folder)
+    assert type(loaded) is type(kept["model"]) and not loaded.training
+    original = kept["model"].state_dict()
+    assert loaded.state_dict().keys() == original.keys()
+    assert all(torch.equal(loaded.state_dict()[k], original[k]) for k in original)
+    with torch.inference_mode():
+        assert torch.equal(_outputs(family, loaded, params), _outputs(family, kept["model"], params))
+
+
+def test_load_run_of_a_trained_run(smoke_cfg):
+    folder = execute("autoencoder", "ae16", 0, smoke_cfg)
+    model = registry.load_run(folder)
+    state = torch.load(folder / "model.pt", weights_only=True)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state["state_dict"].items())
