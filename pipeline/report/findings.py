@@ -7,7 +7,9 @@ distinguishable from seed noise; with a single seed it says so instead.
 from __future__ import annotations
 
 import math
+import re
 
+import numpy as np
 import pandas as pd
 
 from ..stats import Difference, welch_from_stats
@@ -85,3 +87,42 @@ def mean_std(row: pd.Series, col: str, scale: float = 100, digits: int = 2) -> s
     std = _std(row, col)
     base = f"{scale * float(row[col]):.{digits}f}"
     return base if math.isnan(std) else f"{base} ± {scale * std:.{digits}f}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+# Columns that hold a fraction (accuracy, error rate): printed as %, differences as pp.
+RATE = re.compile(r"(acc|wer|per|ned)(_(greedy|beam\d+|frozen|finetuned|random))?$")
+# Columns where smaller is better: errors and losses.
+ERROR = re.compile(r"(^|_)(wer|per|ned|mse|loss)(_|$)")
+METRICS = {"test_acc": "test accuracy", "val_acc": "validation accuracy", "train_acc": "train accuracy",
+           "params": "parameters", "macs": "MACs per image", "seconds_per_epoch": "seconds per epoch",
+           "test_wer_greedy": "greedy test WER", "test_mse": "test MSE"}
+
+
+def metric_name(col: str) -> str:
+    return METRICS.get(col, col.replace("_", " "))
+
+
+def is_rate(col: str) -> bool:
+    return bool(RATE.search(col))
+
+
+def lower_is_better(col: str) -> bool:
+    return bool(ERROR.search(col))
+
+
+def level(col: str, value: float) -> str:
+    """One value of a column as a sentence prints it."""
+    if is_rate(col):
+        return pct(value)
+    if col in ("params", "macs"):
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def per_doubling(x, y) -> float:
+    """Least-squares slope of y on log2(x): the change of y each time x doubles."""
+    return float(np.polyfit(np.log2(np.asarray(x, float)), np.asarray(y, float), 1)[0])
