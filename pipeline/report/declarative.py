@@ -51,8 +51,8 @@ def check(entries: Any, variants: dict[str, list[str]], where: str) -> list[dict
     seen = set()
     for i, e in enumerate(entries):
         def bad(msg: str) -> FindingsError:
-            return FindingsError(f"{where}: findings[{i}] ({e.get('id', 'no id') if isinstance(e, dict) else e!r}): "
-                                 f"{msg}")
+            name = e.get("id", "no id") if isinstance(e, dict) else repr(e)
+            return FindingsError(f"{where}: findings[{i}] ({name}): {msg}")
         if not isinstance(e, dict):
             raise bad("must be a mapping with id and kind")
         if not isinstance(e.get("id"), str) or not e["id"]:

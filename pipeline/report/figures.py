@@ -14,6 +14,9 @@ from .findings import is_rate, metric_name
 from .render import ReportError
 
 KINDS = ("scatter",)
+WIDTH_IN = 5.0
+# Printed at its drawn size (8 pt text stays 8 pt): WIDTH_IN of the 6.9 in text column.
+WIDTH_PCT = 72
 KEYS = {"id", "kind", "tables", "x", "y", "caption", "width_pct"}
 
 
@@ -36,10 +39,11 @@ def check(entries, families: list[str], where: str) -> list[dict]:
 
 def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
     """y (mean, seed spread as error bars) against x on a log axis, every point labelled with its variant."""
-    from ..aggregate.style import HALF, errorbar, label_points, log_x, plt
+    from ..aggregate.style import errorbar, label_points, log_x, plt
 
     scale = 100 if is_rate(y) else 1
-    fig, ax = plt.subplots(figsize=(HALF, 2.3))
+    # Wider than a half-column figure: two families' variants share one axis and each point carries a label.
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.6))
     xs, ys, labels = [], [], []
     for i, (fam, t) in enumerate(tables.items()):
         std = t[f"{y}_std"] if f"{y}_std" in t.columns else [float("nan")] * len(t)
@@ -61,5 +65,5 @@ def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
 def draw(entries: list[dict], tables: dict[str, pd.DataFrame]) -> dict[str, dict]:
     return {e["id"]: {"src": scatter({t: tables[t] for t in e["tables"]}, e["x"], e["y"]),
                       "caption": e.get("caption") or f"{metric_name(e['y'])} against {metric_name(e['x'])}.",
-                      "width_pct": e.get("width_pct", 100)}
+                      "width_pct": e.get("width_pct", WIDTH_PCT)}
             for e in entries}
