@@ -5,6 +5,7 @@ import importlib
 import json
 from pathlib import Path
 
+from ..config import ROOT  # noqa: F401  (tests and callers locate templates/ through it)
 from . import context as generic
 from .assignments import TEMPLATES, families, own_module
 from .provenance import collect
