@@ -27,8 +27,15 @@ def cmd_run(args) -> None:
 
 def cmd_fetch_data(args) -> None:
     from .data import images
+    from .registry import datasets
+    from .workflow import datasets_used
     cfg = _load_cfg(args)
-    for name in args.datasets or ["mnist"]:
+    unknown = [d for d in args.datasets if d not in datasets()]
+    if unknown:
+        raise images.DataError(f"unknown dataset {unknown[0]!r}; choose from {', '.join(datasets())}")
+    # Validated here, not by argparse `choices`: with nargs="*" Python 3.11 checks the empty default against the
+    # choices and refuses a bare `fetch-data` (what `make data` runs).
+    for name in args.datasets or datasets_used(cfg):
         images.fetch(name, Path(cfg["data_dir"]), log=lambda m: print(m, file=sys.stderr))
     if args.stamp:
         Path(args.stamp).parent.mkdir(parents=True, exist_ok=True)
@@ -106,9 +113,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=None)
     r.set_defaults(fn=cmd_run)
 
-    f = sub.add_parser("fetch-data", parents=[common], help="fetch and verify datasets (default: mnist)")
     from .registry import datasets
-    f.add_argument("datasets", nargs="*", choices=list(datasets()))
+    f = sub.add_parser("fetch-data", parents=[common],
+                       help="fetch and verify datasets (default: every dataset the configuration uses)")
+    f.add_argument("datasets", nargs="*", metavar="DATASET", help=", ".join(datasets()))
     f.add_argument("--stamp", help="write this file after verification (for Snakemake)")
     f.set_defaults(fn=cmd_fetch_data)
 

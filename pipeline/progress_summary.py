@@ -145,8 +145,8 @@ def training_time(build: Build, name: str) -> str:
         return info["provenance"]["training_time"]
     if not build.cfg:
         return "n/a"
-    from .config import families_of
-    walls = [(read_json(p) or {}).get("wall_seconds") for fam in families_of(build.cfg, name)
+    from .report.assignments import families
+    walls = [(read_json(p) or {}).get("wall_seconds") for fam in families(build.cfg, name)
              for p in paths.run_files(build.results_dir(), paths.RUN_INFO, fam)]
     walls = [w for w in walls if isinstance(w, (int, float))]
     return duration(sum(walls)) if walls else "n/a"

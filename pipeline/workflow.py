@@ -15,6 +15,7 @@ import yaml
 from . import config as cfglib
 from . import paths, registry
 from .data.images import SPLIT_NAMES, source
+from .report import assignments as report_assignments
 
 ROOT = cfglib.ROOT
 
@@ -43,7 +44,9 @@ SCALARS = shared_keys(cfglib.top_level_keys())
 
 REPORT_CODE = ["pipeline/report/render.py", "pipeline/report/fit.py", "pipeline/report/findings.py",
                "pipeline/report/build.py", "pipeline/report/provenance.py", "pipeline/report/portable.py",
-               "pipeline/report/runs.py", "pipeline/stats.py"]
+               "pipeline/report/runs.py", "pipeline/stats.py", "pipeline/report/assignments.py",
+               "pipeline/report/context.py", "pipeline/report/declarative.py", "pipeline/report/figures.py",
+               "pipeline/report/tables.py"]
 
 
 # The conda environment of every rule that runs Python (`conda:` in rules/*.smk, for `snakemake --use-conda`).
@@ -93,7 +96,7 @@ def family_slice(cfg: dict, family: str) -> str:
 def assignment_slice(cfg: dict, name: str) -> str:
     """What a report depends on: the shared settings and its own families, not the other assignment's."""
     return _ordered_json({**scalars(cfg), "seeds": cfg["seeds"],
-                          "families": {f: spec for f, spec in cfg["families"].items() if spec["assignment"] == name},
+                          "families": {f: cfg["families"][f] for f in report_assignments.families(cfg, name)},
                           "analyses": {a: n for a, n in cfg.get("analyses", {}).items() if n == name}})
 
 
@@ -202,16 +205,16 @@ def assignment_spec(name: str) -> dict:
 
 
 def assignments(cfg: dict) -> list[str]:
-    """Assignments with at least one family in the configuration and a template folder."""
-    names = {f["assignment"] for f in cfg["families"].values()}
-    return sorted(n for n in names if (ROOT / "templates" / n / "assignment.yaml").exists())
+    """Assignments with a template folder and a family in the configuration, or `uses:` families all configured."""
+    return report_assignments.discover(cfg)
 
 
 def report_inputs(cfg: dict, name: str) -> list[str]:
     res = cfg["results_dir"]
-    files = [f"{res}/{need}" for need in assignment_spec(name).get("needs", [])]
+    needs = report_assignments.table_needs(name) + assignment_spec(name).get("needs", [])
+    files = [f"{res}/{need}" for need in dict.fromkeys(needs)]
     files += [str(p) for p in sorted((ROOT / "templates" / name).glob("*")) if p.is_file()]
-    files += [str(ROOT / f) for f in REPORT_CODE + [f"pipeline/report/{name}.py"]]
+    files += [str(ROOT / f) for f in REPORT_CODE + [report_assignments.own_module(name)] if f]
     # _base/index.* shape reports/index.html only (rule index): editing them re-renders no report.
     files += [str(p) for p in sorted((ROOT / "templates" / "_base").glob("*"))
               if p.is_file() and not p.name.startswith("index.")]

@@ -54,3 +54,20 @@ def test_validation_split_is_fixed_and_disjoint(data_dir):
     # no validation image is also a training image (compare raw bytes of a sample)
     train_set = {bytes(img.numpy()) for img in a.train[0][:20000]}
     assert not any(bytes(img.numpy()) in train_set for img in a.val[0][:500])
+
+
+def test_fetch_data_without_names_fetches_what_the_config_uses(tmp_path, data_dir, capsys):
+    # `make data` runs a bare `fetch-data`; argparse `choices` with nargs="*" refused it on Python 3.11.
+    from pipeline.__main__ import main
+    from pipeline.workflow import datasets_used
+    from pipeline import config
+    local = tmp_path / "data"
+    for name in ("MNIST", "FashionMNIST"):
+        shutil.copytree(data_dir / name, local / name)
+    user = tmp_path / "user.yaml"
+    user.write_text(f"data_dir: {local}\n")
+    assert main(["fetch-data", "--configfile", str(user)]) == 0
+    assert datasets_used(config.load("default")) == ["fashion-mnist", "mnist"]
+    assert main(["fetch-data", "mnst", "--configfile", str(user)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: unknown dataset 'mnst'; choose from mnist, fashion-mnist, kmnist"

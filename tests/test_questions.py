@@ -16,7 +16,7 @@ def _text(pdf) -> str:
     return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
 
 
-@pytest.mark.parametrize("name", ["session3", "hw2"])
+@pytest.mark.parametrize("name", ["session3", "hw2", "cnn_vs_vit"])
 def test_every_question_is_listed_with_an_existing_section(name):
     spec = yaml.safe_load((ROOT / "templates" / name / "assignment.yaml").read_text())
     sections = {s["id"] for s in spec["sections"]}
@@ -26,7 +26,7 @@ def test_every_question_is_listed_with_an_existing_section(name):
         assert q["section"] in sections and q["ask"].strip(), q
 
 
-@pytest.mark.parametrize("name", ["session3", "hw2"])
+@pytest.mark.parametrize("name", ["session3", "hw2", "cnn_vs_vit"])
 def test_every_question_id_is_on_the_page_of_its_answer(smoke_workflow, name):
     reports = smoke_workflow / "reports"
     main, appendix = _text(reports / f"{name}.pdf"), _text(reports / f"{name}-appendix.pdf")

@@ -137,6 +137,7 @@ def words_outside_page(pdf) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (pdftotext)")
-@pytest.mark.parametrize("name", ["session3", "session3-appendix", "hw2", "hw2-appendix"])
+@pytest.mark.parametrize("name", ["session3", "session3-appendix", "hw2", "hw2-appendix", "cnn_vs_vit",
+                                  "cnn_vs_vit-appendix"])
 def test_nothing_runs_off_the_page(smoke_workflow, name):
     assert words_outside_page(smoke_workflow / "reports" / f"{name}.pdf") == []

@@ -5,18 +5,24 @@ import importlib
 import json
 from pathlib import Path
 
-from ..config import ROOT, families_of
+from ..config import ROOT  # noqa: F401  (tests and callers locate templates/ through it)
+from . import context as generic
+from .assignments import TEMPLATES, families, own_module
 from .provenance import collect
 from .render import render_report
 
 
 def build_report(cfg: dict, assignment: str) -> Path:
-    adir = ROOT / "templates" / assignment
+    adir = TEMPLATES / assignment
     results = Path(cfg["results_dir"]).resolve()
-    builder = importlib.import_module(f"pipeline.report.{assignment}")
-    context = builder.context(cfg, results)
+    # An assignment may bring its own Python for findings no declaration covers; without it, its folder is enough.
+    if own_module(assignment):
+        context = importlib.import_module(f"pipeline.report.{assignment}").context(cfg, results)
+    else:
+        context = generic.context(cfg, results, assignment)
+    context["declared"] = generic.declared(cfg, results, assignment)
     summary = render_report(adir, context, Path(cfg["reports_dir"]), assignment, base_url=results,
-                            provenance=collect(cfg["profile"], results, families=families_of(cfg, assignment)))
+                            provenance=collect(cfg["profile"], results, families=families(cfg, assignment)))
     out = Path(cfg["reports_dir"]) / f"{assignment}.json"
     out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return Path(cfg["reports_dir"]) / summary["pdf"]  # the summary's paths are relative to reports/

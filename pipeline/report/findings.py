@@ -7,10 +7,12 @@ distinguishable from seed noise; with a single seed it says so instead.
 from __future__ import annotations
 
 import math
+import re
 
+import numpy as np
 import pandas as pd
 
-from ..stats import Difference, welch_from_stats
+from ..stats import Difference, Trend, trend_from_stats, welch_from_stats
 
 
 def pct(x: float, digits: int = 2) -> str:
@@ -85,3 +87,56 @@ def mean_std(row: pd.Series, col: str, scale: float = 100, digits: int = 2) -> s
     std = _std(row, col)
     base = f"{scale * float(row[col]):.{digits}f}"
     return base if math.isnan(std) else f"{base} ± {scale * std:.{digits}f}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+# Columns that hold a fraction (accuracy, error rate): printed as %, differences as pp.
+RATE = re.compile(r"(acc|wer|per|ned)(_(greedy|beam\d+|frozen|finetuned|random))?$")
+# Columns where smaller is better: errors and losses.
+ERROR = re.compile(r"(^|_)(wer|per|ned|mse|loss)(_|$)")
+METRICS = {"test_acc": "test accuracy", "val_acc": "validation accuracy", "train_acc": "train accuracy",
+           "params": "parameters", "macs": "MACs per image", "seconds_per_epoch": "seconds per epoch",
+           "test_wer_greedy": "greedy test WER", "test_mse": "test MSE"}
+
+
+def metric_name(col: str) -> str:
+    return METRICS.get(col, col.replace("_", " "))
+
+
+def is_rate(col: str) -> bool:
+    return bool(RATE.search(col))
+
+
+def lower_is_better(col: str) -> bool:
+    return bool(ERROR.search(col))
+
+
+def level(col: str, value: float) -> str:
+    """One value of a column as a sentence prints it."""
+    if is_rate(col):
+        return pct(value)
+    if col in ("params", "macs"):
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def per_doubling(t: pd.DataFrame, over: str, col: str) -> Trend:
+    """Least-squares slope of `col` on log2(`over`) across a table's variants (the change each time `over`
+    doubles), with its CI under seed noise from the rows' `_std` and `n_seeds`."""
+    return trend_from_stats(np.log2(t[over].to_numpy(float)), t[col].to_numpy(float),
+                            [_std(r, col) for _, r in t.iterrows()], [int(r.get("n_seeds", 1)) for _, r in t.iterrows()],
+                            LEVEL)
+
+
+def trend_clause(tr: Trend, scale: float = 100, unit: str = "pp") -> str:
+    """A trend's test in words, as noise_clause words a difference."""
+    if not tr.testable:
+        return "single seed: no test"
+    ci = f"{LEVEL:.0%} CI {scale * tr.low:+.2f} to {scale * tr.high:+.2f}{' ' + unit if unit else ''}"
+    n = f"{tr.n_min} seeds"
+    if tr.beyond_noise:
+        return f"beyond seed noise: {ci}, {n} per point"
+    return f"not distinguishable from no trend with {n} per point: {ci}"

@@ -3,8 +3,8 @@ or derived from results/; the only typed-in numbers are the published reference 
 """
 from __future__ import annotations
 
-import json
 import math
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +14,12 @@ from torch import nn
 from ..aggregate.lr_study import rate_label
 from ..models.reference_cnn import ReferenceCNN
 
-from .findings import best, compare, mean_std, pct, pp, seeds_note
+from .findings import best, compare, mean_std, pct, plural, pp, seeds_note
 from .runs import run_index
+from .tables import integer as _int
+from .tables import read_json as _json
+from .tables import read_table as _table
+from .tables import row as _row
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST"}
 
@@ -29,10 +33,25 @@ G2P_REFERENCE = [
     {"model": "Transformer", "wer": 0.221, "report_ned": None, "variant": None},
 ]
 VARIANT_NAMES = {"attention": "with attention", "no_attention": "without attention"}
-POOL = ReferenceCNN().pool.kernel_size
-N_CLASSES = ReferenceCNN().fc3.out_features
-FIRST_KERNEL = next(m for m in ReferenceCNN().modules() if isinstance(m, nn.Conv2d)).kernel_size[0]
-# A classifier at or below this test accuracy has learned (nearly) nothing: chance is 1 / N_CLASSES.
+
+
+@cache
+def reference_cnn() -> ReferenceCNN:
+    """The network of Q2.4, built on first use (not at import): its shapes are read from it, never typed in."""
+    return ReferenceCNN()
+
+
+def pool_size() -> int:
+    return reference_cnn().pool.kernel_size
+
+
+def n_classes() -> int:
+    return reference_cnn().fc3.out_features
+
+
+def first_kernel() -> int:
+    return next(m for m in reference_cnn().modules() if isinstance(m, nn.Conv2d)).kernel_size[0]
+# A classifier at or below this test accuracy has learned (nearly) nothing: chance is 1 / n_classes().
 CHANCE_MARGIN = 0.15
 # Float64 results this close count as equal (rounding, not a different formula).
 EXACT = 1e-9
@@ -40,26 +59,6 @@ EXACT = 1e-9
 WEAK_MAP = 0.02
 # A last-epoch validation gain above this (fraction) counts as "still improving".
 STILL_IMPROVING = 0.002
-
-
-def _table(results: Path, family: str) -> pd.DataFrame:
-    return pd.read_csv(results / "tables" / f"{family}.csv")
-
-
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
-def _row(t: pd.DataFrame, variant: str) -> pd.Series:
-    return t.loc[t["variant"] == variant].iloc[0]
-
-
-def _int(x) -> str:
-    return f"{int(x):,}"
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 # ---------------------------------------------------------------------------------------------------- question 1
@@ -131,9 +130,9 @@ def _behaviour(r: pd.Series) -> str:
     """One clause on how a rate trained, from the curve summaries in the table."""
     name = f"Rate {rate_label(r['lr'])}"
     if r["test_acc"] <= CHANCE_MARGIN:
-        return (f"{name} does not learn: test accuracy {pct(r['test_acc'])} (chance is {pct(1 / N_CLASSES)}), "
+        return (f"{name} does not learn: test accuracy {pct(r['test_acc'])} (chance is {pct(1 / n_classes())}), "
                 f"training loss {r['first_train_loss']:.3f} in the first epoch and {r['final_train_loss']:.3f} in the "
-                f"last (ln {N_CLASSES} = {math.log(N_CLASSES):.3f} is the loss of a uniform guess)")
+                f"last (ln {n_classes()} = {math.log(n_classes()):.3f} is the loss of a uniform guess)")
     epochs = int(r["epochs_run"])
     if r["last_epoch_val_gain"] > STILL_IMPROVING:
         return (f"{name} is still improving after {plural(epochs, 'epoch')} (validation accuracy "
@@ -151,7 +150,7 @@ def describe_architecture(model: torch.nn.Module) -> str:
             pad = f", padding {mod.padding[0]}" if mod.padding[0] else ", no padding"
             parts.append(f"conv {mod.in_channels}\u2192{mod.out_channels} "
                          f"({mod.kernel_size[0]}\u00d7{mod.kernel_size[1]}{pad}) + ReLU + "
-                         f"{POOL}\u00d7{POOL} max-pool")
+                         f"{pool_size()}\u00d7{pool_size()} max-pool")
         elif isinstance(mod, nn.Linear):
             parts.append(f"fully connected {mod.in_features}\u2192{mod.out_features}")
     # ReLU after every hidden fully connected layer; dropout after the first (see ReferenceCNN.forward).
@@ -213,7 +212,7 @@ def question2(t: pd.DataFrame, activations: dict, params: dict) -> dict:
            "pixels" if weak else "")
         + f". Map {broad['map']} is the broadest, active on {pct(broad['active_pixels'], 1)} of the pixels "
         f"(active: above {pct(activations['active_fraction_threshold'], 0)} of the strongest response).",
-        f"Each map is the image filtered by one learned {FIRST_KERNEL}×{FIRST_KERNEL} kernel and cut at zero: narrow maps trace edges of one "
+        f"Each map is the image filtered by one learned {first_kernel()}×{first_kernel()} kernel and cut at zero: narrow maps trace edges of one "
         "direction or contrast (parts of the outline), broad ones respond to filled regions; together they are the "
         "local features the second convolution combines, and where a map stays dark its pattern is absent.",
     ]
@@ -230,7 +229,7 @@ def question2(t: pd.DataFrame, activations: dict, params: dict) -> dict:
         "s/epoch": t["seconds_per_epoch"].map(lambda s: f"{s:.1f}"),
     })
     return {"table": t, "display": display, "best": top, "findings": findings, "ref_findings": ref_findings,
-            "ref_table": ref_table, "act": activations, "architecture": describe_architecture(ReferenceCNN()),
+            "ref_table": ref_table, "act": activations, "architecture": describe_architecture(reference_cnn()),
             "best_rate": rate_label(top["lr"]), "act_findings": act_findings, "seeds": seeds_note(t),
             "dataset": DATASET_NAMES[dataset], "ref_dataset": DATASET_NAMES[LR_REFERENCE["dataset"]],
             "params": params, "n_params": int(t["params"].iloc[0]), "n_train": int(t["n_train"].iloc[0]),

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import jinja2
-import markupsafe
 import yaml
 
 from . import fit as fitting
@@ -77,6 +76,11 @@ def load_assignment(assignment_dir: Path) -> dict:
     needs = data.get("needs") or []
     if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
         raise bad("needs", "a list of result paths")
+    uses = data.get("uses") or []
+    if not isinstance(uses, list) or not all(isinstance(n, str) for n in uses):
+        raise bad("uses", "a list of family names")
+    # A `uses:` assignment reads its families' tables: they are needed whether or not `needs:` repeats them.
+    needs = list(dict.fromkeys([f"tables/{f}.csv" for f in uses] + needs))
     sections = data.get("sections") or []
     if not isinstance(sections, list) or not all(
             isinstance(s, dict) and isinstance(s.get("id"), str) and s["id"] for s in sections):
@@ -223,7 +227,7 @@ def _missing(v: Any) -> bool:
 # rendering
 
 RESERVED = ("fig_scale", "font_pt", "provenance", "assignment", "base_href", "base_css_url",
-            "style_css_url", "base_css", "style_css", "report_name", "part", "answer_pages")
+            "style_css_url", "has_style_css", "report_name", "part", "answer_pages")
 
 
 def render_html(assignment_dir: Path, template: str, context: dict, layout: dict) -> str:
@@ -300,9 +304,8 @@ def render_report(assignment_dir: Path, context: dict, out_dir: Path, name: str,
     base_layout = {
         "provenance": dict(provenance or {}),
         "assignment": assignment,
-        # Inlined rather than linked, so that the HTML report carries its styles wherever it goes.
-        "base_css": markupsafe.Markup((BASE_DIR / "base.css").read_text()),
-        "style_css": markupsafe.Markup(style.read_text()) if style.is_file() else "",
+        # The document macro includes it (as template text, never as a value that would need marking safe).
+        "has_style_css": style.is_file(),
         "report_name": name,
     }
     image_cache: dict = {}  # decoded figures are reused across the fitter's re-renders

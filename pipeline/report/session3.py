@@ -1,26 +1,23 @@
 """Context of the Deep Feature Learning report: tables, analyses and generated findings from results/."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .findings import chosen, compare, difference, gain, mean_std, pct, pp, seeds_note
+from .findings import (chosen, compare, difference, gain, mean_std, pct, per_doubling, plural, pp, seeds_note,
+                       trend_clause)
 from .runs import run_index
+from .tables import integer, read_json, read_table, row, seconds, spread
 
 
 def _table(results: Path, family: str) -> pd.DataFrame:
-    return pd.read_csv(results / "tables" / f"{family}.csv")
+    return read_table(results, family)
 
 
 def _json(results: Path, name: str) -> dict:
-    return json.loads((results / "analysis" / f"{name}.json").read_text())
-
-
-def _row(table: pd.DataFrame, variant: str) -> pd.Series:
-    return table.loc[table["variant"] == variant].iloc[0]
+    return read_json(Path(results) / "analysis" / f"{name}.json")
 
 
 def stacked(t: pd.DataFrame) -> dict:
@@ -72,7 +69,9 @@ def stacked(t: pd.DataFrame) -> dict:
          "and depth, and more seeds would sharpen it." if "pays" not in v_few else
          "Pretraining helps with few and with all labels here."),
     ]
-    return {"table": t, "size": size, "tuning": tuning, "pretraining": pretraining, "seeds": seeds_note(t),
+    # One paragraph per question: the template places it beside its question id.
+    return {"table": t, "size": " ".join(size), "tuning": " ".join(tuning), "pretraining": " ".join(pretraining),
+            "seeds": seeds_note(t),
             "n_few": n_few, "best": top}
 
 
@@ -113,7 +112,7 @@ def cnn(t: pd.DataFrame, fam: dict) -> dict:
     defaults = fam.get("defaults", {})
     t["dimension"] = [cnn_dimension(defaults, fam["variants"].get(v) or {}) for v in t["variant"]]
     top = chosen(t)
-    base = _row(t, "base") if "base" in set(t["variant"]) else t.iloc[0]
+    base = row(t, "base") if "base" in set(t["variant"]) else t.iloc[0]
     findings = [
         f"Chosen on validation accuracy: {top['variant']} ({top['change']}), test accuracy {pct(top['test_acc'])} "
         f"with {int(top['params']):,} parameters and {int(top['macs']):,} MACs per image; the base network reaches "
@@ -176,23 +175,23 @@ def vit(t: pd.DataFrame, fam: dict) -> dict:
     findings = [f"Chosen on validation accuracy: {top['variant']} ({int(top['params']):,} parameters), test accuracy "
                 f"{pct(top['test_acc'])}."]
     if len(sizes) >= 3:
-        x = np.log2(sizes["params"].to_numpy(float))
-        y = 100 * sizes["test_acc"].to_numpy(float)
-        slope = float(np.polyfit(x, y, 1)[0])
+        tr = per_doubling(sizes, "params", "test_acc")
+        slope = 100 * tr.slope
         steps = [(a, b) for (_, a), (_, b) in zip(sizes.iloc[:-1].iterrows(), sizes.iloc[1:].iterrows())]
-        per_doubling = [100 * (b["test_acc"] - a["test_acc"]) / max(np.log2(b["params"] / a["params"]), 1e-9)
-                        for a, b in steps]
+        step_gain = [100 * (b["test_acc"] - a["test_acc"]) / max(np.log2(b["params"] / a["params"]), 1e-9)
+                     for a, b in steps]
         # Levels off at the first size after which no further step gains 0.1 pp per doubling.
-        flat = next((i for i in range(len(per_doubling)) if all(g < 0.1 for g in per_doubling[i:])), None)
+        flat = next((i for i in range(len(step_gain)) if all(g < 0.1 for g in step_gain[i:])), None)
         trend = (f"Size matters little beyond the smallest model: over {len(sizes)} sizes "
                  f"({int(sizes['params'].min()):,}–{int(sizes['params'].max()):,} parameters) test accuracy rises by "
-                 f"{slope:+.2f} pp per doubling of the parameters (least squares on log₂ parameters)")
-        if abs(slope) >= 0.3:
+                 f"{slope:+.2f} pp per doubling of the parameters (least squares on log₂ parameters; "
+                 f"{trend_clause(tr)})")
+        if abs(slope) >= 0.3 and (tr.beyond_noise or not tr.testable):
             trend = trend.replace("Size matters little beyond the smallest model", "Size matters")
         if flat is not None:
             trend += f", and levels off from {steps[flat][0]['variant']} on (no larger model gains 0.1 pp per doubling)"
         findings.append(trend + "; per step: " + ", ".join(
-            f"{a['variant']}→{b['variant']} {pp(b['test_acc'] - a['test_acc'])}" for a, b in steps) + ".")
+            f"{a['variant']}→{b['variant']} {gain(b, a, 'test_acc')}" for a, b in steps) + ".")
     rho = float(t["params"].corr(t["gap"], method="spearman")) if len(t) > 2 else float("nan")
     worst = t.loc[t["gap"].idxmax()]
     small_gap = t["gap"].max() < SMALL_GAP
@@ -205,7 +204,7 @@ def vit(t: pd.DataFrame, fam: dict) -> dict:
            else "."))
     patch = t[[(fam["variants"].get(v) or {}).get("patch_size", patch_default) != patch_default
                for v in t["variant"]]]
-    ref = _row(t, "small") if "small" in set(t["variant"]) else None
+    ref = row(t, "small") if "small" in set(t["variant"]) else None
     if len(patch) and ref is not None:
         findings.append("Patch size: " + "; ".join(
             f"{r['change']}: {gain(r, ref, 'test_acc')}, {r['seconds_per_epoch'] / ref['seconds_per_epoch']:.1f}× "
@@ -226,10 +225,10 @@ def autoencoder(t: pd.DataFrame) -> dict:
     return {"table": t, "findings": findings, "beats_pca": beats, "seeds": seeds_note(t)}
 
 
-def why_cnns(conv: dict, cnn_part: dict, sae_part: dict) -> list[str]:
+def why_cnns(conv: dict, cnn_part: dict, sae_part: dict) -> str:
     """3.2-Q1.c backed by measurements: parameter sharing, equivariance, and accuracy per parameter."""
     base, mlp = cnn_part["base"], sae_part["best"]
-    return [
+    return " ".join([
         f"Weight sharing: {conv['param_counts']['conv']['layer']} has {conv['param_counts']['conv']['numel']:,} "
         f"parameters, a fully connected {conv['param_counts']['fc']['layer']} with the same output "
         f"{conv['param_counts']['fc']['numel']:,} ({conv['param_counts']['ratio_fc_over_conv']:,.0f}× more).",
@@ -240,7 +239,7 @@ def why_cnns(conv: dict, cnn_part: dict, sae_part: dict) -> list[str]:
         f"Accuracy per parameter, measured here: the base CNN reaches {pct(base['test_acc'])} with "
         f"{int(base['params']):,} parameters; the best fully connected stack (section 1) "
         f"{pct(mlp['acc_finetuned'])} with {int(mlp['params']):,}.",
-    ]
+    ])
 
 
 def context(cfg: dict, results: Path) -> dict:
@@ -268,49 +267,40 @@ def context(cfg: dict, results: Path) -> dict:
     return ctx
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _fmt_int(x) -> str:
-    return f"{int(x):,}"
-
-
 def display_tables(ctx: dict, cfg: dict) -> dict:
     """Formatted tables for the templates: strings, so the PDF shows exactly what the tests read back."""
     sae, cnn_t, vit_t, ae_t = ctx["sae"]["table"], ctx["cnn"]["table"], ctx["vit"]["table"], ctx["ae"]["table"]
-    ms = mean_std
     out = {}
     out["sae"] = pd.DataFrame({
-        "Hidden layers": sae["arch"], "Params": sae["params"].map(_fmt_int),
-        "Frozen": [ms(r, "acc_frozen") for _, r in sae.iterrows()],
-        "Fine-tuned": [ms(r, "acc_finetuned") for _, r in sae.iterrows()],
-        "Random init": [ms(r, "acc_random") for _, r in sae.iterrows()],
-        "Few: frozen": [ms(r, "few_acc_frozen") for _, r in sae.iterrows()],
-        "Few: fine-tuned": [ms(r, "few_acc_finetuned") for _, r in sae.iterrows()],
-        "Few: random": [ms(r, "few_acc_random") for _, r in sae.iterrows()],
+        "Hidden layers": sae["arch"], "Params": sae["params"].map(integer),
+        "Frozen": spread(sae, "acc_frozen"),
+        "Fine-tuned": spread(sae, "acc_finetuned"),
+        "Random init": spread(sae, "acc_random"),
+        "Few: frozen": spread(sae, "few_acc_frozen"),
+        "Few: fine-tuned": spread(sae, "few_acc_finetuned"),
+        "Few: random": spread(sae, "few_acc_random"),
     })
     cnn_t = cnn_t.assign(_order=cnn_t["dimension"].map({d: i for i, d in enumerate(
         dict.fromkeys(["base", *cnn_t["dimension"]]))})).sort_values("_order", kind="stable")
     out["cnn"] = pd.DataFrame({
         "Dimension": cnn_t["dimension"].where(cnn_t["dimension"] != cnn_t["dimension"].shift(), ""),
         "Variant": cnn_t["variant"], "Change from base": cnn_t["change"],
-        "Val. acc. (%)": [ms(r, "val_acc") for _, r in cnn_t.iterrows()],
-        "Test acc. (%)": [ms(r, "test_acc") for _, r in cnn_t.iterrows()],
-        "Params": cnn_t["params"].map(_fmt_int), "MACs/image": cnn_t["macs"].map(_fmt_int),
-        "s/epoch": cnn_t["seconds_per_epoch"].map(lambda s: f"{s:.1f}"),
+        "Val. acc. (%)": spread(cnn_t, "val_acc"),
+        "Test acc. (%)": spread(cnn_t, "test_acc"),
+        "Params": cnn_t["params"].map(integer), "MACs/image": cnn_t["macs"].map(integer),
+        "s/epoch": cnn_t["seconds_per_epoch"].map(seconds),
     })
     out["vit"] = pd.DataFrame({
-        "Variant": vit_t["variant"], "Change": vit_t["change"], "Params": vit_t["params"].map(_fmt_int),
-        "Val. acc. (%)": [ms(r, "val_acc") for _, r in vit_t.iterrows()],
-        "Train acc. (%)": [ms(r, "train_acc") for _, r in vit_t.iterrows()],
-        "Test acc. (%)": [ms(r, "test_acc") for _, r in vit_t.iterrows()],
+        "Variant": vit_t["variant"], "Change": vit_t["change"], "Params": vit_t["params"].map(integer),
+        "Val. acc. (%)": spread(vit_t, "val_acc"),
+        "Train acc. (%)": spread(vit_t, "train_acc"),
+        "Test acc. (%)": spread(vit_t, "test_acc"),
         "Gap (pp)": vit_t["gap"].map(lambda g: f"{100 * g:+.2f}"),
-        "s/epoch": vit_t["seconds_per_epoch"].map(lambda s: f"{s:.1f}"),
+        "s/epoch": vit_t["seconds_per_epoch"].map(seconds),
     })
     out["ae"] = pd.DataFrame({
-        "Variant": ae_t["variant"], "Code size": ae_t["encoding_dim"].map(_fmt_int), "Change": ae_t["change"],
-        "AE test MSE": [mean_std(r, "test_mse", scale=1, digits=5) for _, r in ae_t.iterrows()],
+        "Variant": ae_t["variant"], "Code size": ae_t["encoding_dim"].map(integer), "Change": ae_t["change"],
+        "AE test MSE": spread(ae_t, "test_mse", scale=1, digits=5),
         "PCA test MSE": ae_t["pca_test_mse"].map(lambda v: f"{v:.5f}"),
         "AE / PCA": ae_t["ratio"].map(lambda v: f"{v:.2f}"),
     })

@@ -1,0 +1,69 @@
+"""Figures declared in assignment.yaml (`figures:`), drawn from the aggregated tables when the report renders.
+
+They become data: URIs rather than files under results/: a report job writes only reports/, and the figure then
+travels inside the HTML like every other. Kind `scatter`: a metric against a numeric setting, one colour per table.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import pandas as pd
+
+from .findings import is_rate, metric_name
+from .render import ReportError
+
+KINDS = ("scatter",)
+WIDTH_IN = 5.0
+# Printed at its drawn size (8 pt text stays 8 pt): WIDTH_IN of the 6.9 in text column.
+WIDTH_PCT = 72
+KEYS = {"id", "kind", "tables", "x", "y", "caption", "width_pct"}
+
+
+def check(entries, families: list[str], where: str) -> list[dict]:
+    for i, e in enumerate(entries or []):
+        name = e.get("id", "no id") if isinstance(e, dict) else e
+        if not isinstance(e, dict) or not isinstance(e.get("id"), str):
+            raise ReportError(f"{where}: figures[{i}] ({name}): must be a mapping with id, kind, tables, x, y")
+        if e.get("kind") not in KINDS:
+            raise ReportError(f"{where}: figures[{i}] ({name}): unknown kind {e.get('kind')!r}; use one of "
+                              f"{', '.join(KINDS)}")
+        unknown = sorted(set(e) - KEYS)
+        missing = [t for t in e.get("tables") or [] if t not in families]
+        if unknown or missing or not e.get("tables") or not e.get("x") or not e.get("y"):
+            raise ReportError(f"{where}: figures[{i}] ({name}): needs tables (of {', '.join(families)}), x and y"
+                              + (f"; unknown key(s) {', '.join(unknown)}" if unknown else "")
+                              + (f"; not a family here: {', '.join(missing)}" if missing else ""))
+    return list(entries or [])
+
+
+def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
+    """y (mean, seed spread as error bars) against x on a log axis, every point labelled with its variant."""
+    from ..aggregate.style import errorbar, label_points, log_x, plt
+
+    scale = 100 if is_rate(y) else 1
+    # Wider than a half-column figure: two families' variants share one axis and each point carries a label.
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.6))
+    xs, ys, labels = [], [], []
+    for i, (fam, t) in enumerate(tables.items()):
+        std = t[f"{y}_std"] if f"{y}_std" in t.columns else [float("nan")] * len(t)
+        errorbar(ax, t[x], scale * t[y], scale * pd.Series(std, index=t.index), fmt="o", color=f"C{i}", label=fam)
+        xs += list(t[x])
+        ys += list(scale * t[y])
+        labels += list(t["variant"])
+    log_x(ax)
+    label_points(ax, xs, ys, labels)
+    ax.set_xlabel(f"{metric_name(x)} (log scale)")
+    ax.set_ylabel(metric_name(y) + (" (%)" if scale == 100 else ""))
+    ax.legend(frameon=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def draw(entries: list[dict], tables: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    return {e["id"]: {"src": scatter({t: tables[t] for t in e["tables"]}, e["x"], e["y"]),
+                      "caption": e.get("caption") or f"{metric_name(e['y'])} against {metric_name(e['x'])}.",
+                      "width_pct": e.get("width_pct", WIDTH_PCT)}
+            for e in entries}
