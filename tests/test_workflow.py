@@ -42,8 +42,10 @@ def test_changing_one_variant_reruns_only_that_variant(smoke_workflow, tmp_path)
     extra.write_text(yaml.safe_dump({"families": {"cnn": {"variants": {"kernel5": {"kernel": 3}}}}}))
     proc = _dry(smoke_workflow, "--configfile", str(extra))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert planned_jobs(proc) == {"train": 1, "aggregate": 1, "report": 1, "index": 1, "all": 1}
+    # Two reports read results/tables/cnn.csv: session3 (its family) and cnn_vs_vit (uses: [cnn, vit]); hw2 does not.
+    assert planned_jobs(proc) == {"train": 1, "aggregate": 1, "report": 2, "index": 1, "all": 1}
     assert "runs/cnn/kernel5/seed0" in proc.stdout
+    assert "assignment=cnn_vs_vit" in proc.stdout and "assignment=hw2" not in proc.stdout
 
 
 def test_template_change_rerenders_without_retraining(smoke_workflow):
