@@ -152,7 +152,7 @@ def test_real_build_off_a_terminal_prints_plain_lines_and_a_summary(tmp_path):
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text
     assert not CONTROL.search(text.replace("\n", "")), repr(text[-2000:])
-    assert "Building 3 training runs, 2 reports (profile smoke, 2 cores); ETA" in text
+    assert "Building 3 training runs, 3 reports (profile smoke, 2 cores); ETA" in text
     for line in ("run cnn/base/seed0: test_acc 0.9876, ", "run autoencoder/ae32/seed0: test_mse 0.0123, ",
                  "run g2p/attention/seed0: test_wer_greedy 0.31, "):
         assert line in text, text
@@ -167,7 +167,8 @@ def test_real_build_off_a_terminal_prints_plain_lines_and_a_summary(tmp_path):
     again = _snakemake(tmp_path, "--logger", "dflbench")
     lines = [l for l in (again.stdout + again.stderr).splitlines() if not l.startswith("Using workflow")]
     assert again.returncode == 0
-    assert lines == ["Up to date, nothing to build: reports/hw2.pdf, 7 of 8 pages (+ appendix, 2 pages); "
+    assert lines == ["Up to date, nothing to build: reports/cnn_vs_vit.pdf, 1 of 2 pages (+ appendix, 2 pages); "
+                     "reports/hw2.pdf, 7 of 8 pages (+ appendix, 2 pages); "
                      "reports/session3.pdf, 3 of 4 pages (+ appendix, 2 pages)"], lines
 
 
