@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import paths
 from ..aggregate.lr_study import rate_label
 from ..models.reference_cnn import ReferenceCNN
 
@@ -366,7 +367,7 @@ def context(cfg: dict, results: Path) -> dict:
     results = Path(results)
     lr_params = dict(cfg["families"]["lr_study"].get("defaults", {}))
     g2p_params = dict(cfg["families"]["g2p"].get("defaults", {}))
-    conv = _json(results / "analysis" / "conv_matrix.json")
+    conv = _json(paths.analysis(results, "conv_matrix"))
     q1 = question1(conv)
     ctx = {
         "profile": cfg["profile"],

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from .. import paths
 from ..runinfo import ROOT, cpu_model, git_commit
 
 PACKAGES = ("torch", "weasyprint")
@@ -66,8 +67,9 @@ def this_machine() -> str:
 def _read_runs(results_dir: Path, families: list[str] | None = None) -> list[dict]:
     """run.json of every run, or of the given families' runs only (a report counts its own training)."""
     runs = []
-    roots = [results_dir / "runs" / f for f in families] if families is not None else [results_dir / "runs"]
-    for path in sorted(p for root in roots for p in root.rglob("run.json")):
+    files = ([p for f in families for p in paths.run_files(results_dir, paths.RUN_INFO, f)] if families is not None
+             else paths.run_files(results_dir, paths.RUN_INFO))
+    for path in sorted(files):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import paths
 from .findings import (chosen, compare, difference, gain, mean_std, pct, per_doubling, plural, pp, seeds_note,
                        trend_clause)
 from .runs import run_index
@@ -17,7 +18,7 @@ def _table(results: Path, family: str) -> pd.DataFrame:
 
 
 def _json(results: Path, name: str) -> dict:
-    return read_json(Path(results) / "analysis" / f"{name}.json")
+    return read_json(paths.analysis(results, name))
 
 
 def stacked(t: pd.DataFrame) -> dict:
