@@ -104,3 +104,18 @@ def test_cli_config_show_prints_values_and_their_sources(tmp_path):
     assert "profile smoke (chosen by --profile)" in proc.stdout.splitlines()[0]
     bad = run_cli("config", "show", "vit", "huge", "--profile", "smoke")
     assert bad.returncode == 2 and "unknown variant 'huge' of vit" in bad.stderr
+
+
+def test_make_report_seeds_overrides_the_profile_on_the_command_line():
+    # `make report SEEDS=0` is the quick build the README offers; it must reach Snakemake as a --config value,
+    # the layer that overrides the profile's three seeds.
+    import shutil
+    import subprocess
+    from pipeline.config import ROOT
+    if not shutil.which("make"):
+        pytest.skip("make not installed")
+    out = subprocess.run(["make", "-n", "report", "SEEDS=0,1"], cwd=ROOT, capture_output=True, text=True).stdout
+    line = next(l for l in out.splitlines() if "snakemake" in l and "--config" in l)
+    assert "--config profile=default seeds=[0,1] " in line
+    plain = subprocess.run(["make", "-n", "report"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "seeds=" not in next(l for l in plain.splitlines() if "snakemake" in l and "--config" in l)
