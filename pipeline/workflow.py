@@ -10,7 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
 
 from . import config as cfglib
 from . import paths, registry
@@ -198,10 +197,11 @@ def resource(cfg: dict, family: str, key: str, default):
 
 
 def assignment_spec(name: str) -> dict:
-    path = ROOT / "templates" / name / "assignment.yaml"
-    if not path.exists():
+    """report.assignments.spec, refusing a name without a template folder (a workflow target must have one)."""
+    path = report_assignments.TEMPLATES / name / "assignment.yaml"
+    if not path.is_file():
         raise cfglib.ConfigError(f"no assignment {name!r}: {path} is missing")
-    return yaml.safe_load(path.read_text())
+    return report_assignments.spec(name)
 
 
 def assignments(cfg: dict) -> list[str]:

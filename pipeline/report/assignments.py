@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import yaml
 
+from .. import paths
 from ..config import ROOT
 
 TEMPLATES = ROOT / "templates"
@@ -38,7 +39,7 @@ def families(cfg: dict, name: str) -> list[str]:
 
 def table_needs(name: str) -> list[str]:
     """A `uses:` assignment depends on exactly its families' tables (paths under results/)."""
-    return [f"tables/{f}.csv" for f in uses(name)]
+    return [str(paths.table("", f)) for f in uses(name)]
 
 
 # Modules of the report layer itself: an assignment folder of one of these names would be mistaken for its code.
