@@ -77,10 +77,12 @@ def test_compute_section_per_family_and_cpu_ceiling(quick_bench):
         # The step runs these products and more; the factor absorbs noise on a busy machine.
         assert row["pure_compute_ms"] <= 3 * row["step_ms"], (family, row)
         assert row["step_over_pure_compute"] > 0
+        shares = row["time_shares"]  # what stands between the step and its products, named per family
+        assert 0 < shares["matrix_share"] < 1 and len(shares["top_other"]) == 4, (family, shares)
     ceiling = comp["ceiling"]
     assert ceiling["matmul_1024"]["bf16"]["gflops"] > 0 and ceiling["matmul_1024"]["fp32"]["gflops"] > 0
     assert {"avx512_bf16", "amx_bf16"} <= set(ceiling["cpu"]["flags"])
-    assert ceiling["cpu"]["model"] in stdout and "step/pure" in stdout
+    assert ceiling["cpu"]["model"] in stdout and "step/pure" in stdout and "profiled step: matrix products" in stdout
 
 
 def test_naive_batches_equal_ours():

@@ -85,11 +85,13 @@ def test_cpu_is_named_with_its_flags():
 
 def test_compute_table_shows_every_family():
     row = {"variant": "v", "batch_size": 128, "precision": "bf16", "flops_per_step": 2e9, "step_ms": 10.0,
-           "gflops": 200.0, "pure_compute_ms": 5.0, "pure_compute_gflops": 400.0, "step_over_pure_compute": 2.0}
+           "gflops": 200.0, "pure_compute_ms": 5.0, "pure_compute_gflops": 400.0, "step_over_pure_compute": 2.0,
+           "time_shares": {"matrix_share": 0.45, "top_other": [["bernoulli_", 0.15], ["native_batch_norm", 0.1]]}}
     comp = {"ceiling": {"cpu": {"model": "Some CPU", "flags": {}}, "matmul_1024": {}},
             "families": {"cnn": row, "g2p": {"variant": "attention", "error": "RuntimeError: x"}}}
     text = "\n".join(output.compute_table(comp))
     assert "Some CPU" in text and "cnn v (bs 128)" in text and "2.0x" in text and "FAILED" in text
+    assert "matrix products 45%" in text and "bernoulli_ 15%" in text
 
 
 def test_capture_gives_the_experiments_own_models(tmp_path, data_dir):
@@ -123,3 +125,25 @@ def test_capture_gives_the_experiments_own_models(tmp_path, data_dir):
     assert all(q.requires_grad for q in s.model.parameters())  # the encoder is not frozen while fine-tuning
     s = got("autoencoder")
     assert s.scheduler is None and next(iter(s.batches(1))).shape[0] == p["batch_size"]
+
+
+def test_time_shares_name_what_costs_besides_the_products(tmp_path):
+    """A step dominated by dropout's random mask: the profile names it and the products' share stays small;
+    two wide layers without dropout spend most of their step in the products."""
+    torch.set_num_threads(1)
+
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.drop = nn.Linear(16, 16), nn.Dropout(0.5)
+
+        def forward(self, x):
+            return self.lin(self.drop(x))  # the mask's random numbers cost far more than this small product
+    batch = (torch.randn(4000, 16), torch.randn(4000, 16))
+    noisy = ceiling.time_shares(_setup(tmp_path, Masked()), batch)
+    ops = [op for op, _ in noisy["top_other"]]
+    assert any(op.startswith(("bernoulli", "native_dropout")) for op in ops), noisy
+    assert 0 <= noisy["matrix_share"] < 0.5 and all(0 < s <= 1 for _, s in noisy["top_other"])
+    dense = ceiling.time_shares(_setup(tmp_path, nn.Sequential(nn.Linear(512, 512), nn.Linear(512, 512))),
+                                (torch.randn(256, 512), torch.randn(256, 512)))
+    assert dense["matrix_share"] > 0.5, dense

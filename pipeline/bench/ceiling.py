@@ -14,6 +14,9 @@ Per family (the model, batch and engine its experiment trains with: see `familie
   `step / pure compute` is then what everything else costs: elementwise ops, autocast copies, allocation, Python,
   the optimizer. The replay is an estimate of the products' share, not a bound: tensors that were hot in cache
   in the real step may be cold here and the other way round.
+- **where the rest goes**: `torch.profiler` over a few of the same steps, each op's own (self) time: the share of
+  the matrix-product ops above and the ops that cost most besides them (dropout masks, normalisation, pooling, ...).
+  The profiler adds a little to every op, so the shares are of the profiled step, not of `step`.
 - **CPU ceiling**: one-thread 1024x1024x1024 matrix products in bf16 and fp32, and the CPU's name and flags.
 """
 from __future__ import annotations
@@ -326,6 +329,33 @@ def step_seconds(setup: Setup, batch, steps: int, scratch: Path, tag: str) -> fl
     return row["seconds"] / steps
 
 
+# The ops that do a step's matrix products (and fused layers made of them), as the profiler names them.
+MATRIX_OPS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm",
+                        "aten::mkldnn_convolution", "aten::convolution_backward", "aten::mkldnn_rnn_layer",
+                        "aten::mkldnn_rnn_layer_backward", "aten::_scaled_dot_product_flash_attention_for_cpu",
+                        "aten::_scaled_dot_product_flash_attention_for_cpu_backward"})
+
+
+def time_shares(setup: Setup, batch, steps: int = 5, top: int = 4) -> dict:
+    """Each op's share of a profiled step by its self time: the matrix products together, and the `top` other
+    ops that cost most (what stands between the step and its pure-compute time)."""
+    from torch.profiler import ProfilerActivity, profile
+    ctx = setup.ctx
+    setup.model.train()
+    for _ in range(2):  # primitives and allocator warm, as in the timed steps
+        train_step(setup, ctx, batch)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            train_step(setup, ctx, batch)
+    self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages() if e.self_cpu_time_total > 0}
+    total = sum(self_us.values()) or 1.0
+    matrix = sum(t for k, t in self_us.items() if k in MATRIX_OPS)
+    others = sorted(((k, t) for k, t in self_us.items() if k not in MATRIX_OPS), key=lambda kv: -kv[1])
+    return {"matrix_share": round(matrix / total, 3),
+            "top_other": [[k.removeprefix("aten::"), round(t / total, 3)] for k, t in others[:top]],
+            "profiled_steps": steps}
+
+
 def family_compute(setup: Setup, st: common.Settings, scratch: Path) -> dict:
     """FLOPs, step time, achieved GFLOP/s and pure-compute time of one family's step."""
     batch, size = typical_batch(setup)
@@ -355,6 +385,9 @@ def family_compute(setup: Setup, st: common.Settings, scratch: Path) -> dict:
             else:
                 pure_runs.append(pure_compute_seconds(calls, seconds=min(st.seconds, steps * probe), repeats=1)[0])
     step_s, pure_s = common.median(step_runs), common.median(pure_runs)
+    profiled = 2 if st.quick else 5
+    # The profile takes 2 warm-up steps too; a one-cycle schedule refuses to step past its end.
+    shares = time_shares(setup, batch, steps=profiled) if limit is None or used + profiled + 2 <= limit else None
     flops = counted["flops"]
     ops: dict[str, int] = {}
     for c in counted["calls"]:
@@ -371,6 +404,7 @@ def family_compute(setup: Setup, st: common.Settings, scratch: Path) -> dict:
         "step_over_pure_compute": round(step_s / pure_s, 2) if pure_s > 0 else None,
         # Fastest repeat of each: less sensitive to other work on the machine than the medians.
         "step_over_pure_compute_best": round(min(step_runs) / min(pure_runs), 2) if min(pure_runs) > 0 else None,
+        "time_shares": shares,
     }
 
 

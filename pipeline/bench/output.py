@@ -129,6 +129,10 @@ def compute_table(comp: dict) -> list[str]:
         lines.append(f"{name:<34}{r['precision']:>5}{r['flops_per_step'] / 1e6:>9,.0f}{r['step_ms']:>9.2f}"
                      f"{r['gflops']:>9.1f}{r['pure_compute_ms']:>9.2f}{_fmt(r.get('pure_compute_gflops')):>10}"
                      f"{(f'{ratio:.1f}x' if ratio else '-'):>10}")
+        shares = r.get("time_shares")
+        if shares:
+            rest = ", ".join(f"{op} {share:.0%}" for op, share in shares["top_other"])
+            lines.append(f"{'':<4}profiled step: matrix products {shares['matrix_share']:.0%}; most of the rest: {rest}")
     return lines
 
 
