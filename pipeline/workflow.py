@@ -10,7 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-
 from . import config as cfglib
 from . import paths, registry
 from .data.images import SPLIT_NAMES, source
@@ -198,7 +197,7 @@ def resource(cfg: dict, family: str, key: str, default):
 
 def assignment_spec(name: str) -> dict:
     """report.assignments.spec, refusing a name without a template folder (a workflow target must have one)."""
-    path = report_assignments.TEMPLATES / name / "assignment.yaml"
+    path = report_assignments.spec_path(name)
     if not path.is_file():
         raise cfglib.ConfigError(f"no assignment {name!r}: {path} is missing")
     return report_assignments.spec(name)

@@ -14,8 +14,12 @@ from ..config import ROOT
 TEMPLATES = ROOT / "templates"
 
 
+def spec_path(name: str):
+    return TEMPLATES / name / "assignment.yaml"
+
+
 def spec(name: str) -> dict:
-    path = TEMPLATES / name / "assignment.yaml"
+    path = spec_path(name)
     return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
