@@ -336,13 +336,13 @@ MATRIX_OPS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
                         "aten::_scaled_dot_product_flash_attention_for_cpu_backward"})
 
 
-def time_shares(setup: Setup, batch, steps: int = 5, top: int = 4) -> dict:
+def time_shares(setup: Setup, batch, steps: int = 5, top: int = 4, warmup: int = 2) -> dict:
     """Each op's share of a profiled step by its self time: the matrix products together, and the `top` other
-    ops that cost most (what stands between the step and its pure-compute time)."""
+    ops that cost most (what stands between the step and its pure-compute time). Takes `warmup` + `steps` steps."""
     from torch.profiler import ProfilerActivity, profile
     ctx = setup.ctx
     setup.model.train()
-    for _ in range(2):  # primitives and allocator warm, as in the timed steps
+    for _ in range(warmup):  # primitives and allocator warm, as in the timed steps
         train_step(setup, ctx, batch)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
@@ -385,9 +385,10 @@ def family_compute(setup: Setup, st: common.Settings, scratch: Path) -> dict:
             else:
                 pure_runs.append(pure_compute_seconds(calls, seconds=min(st.seconds, steps * probe), repeats=1)[0])
     step_s, pure_s = common.median(step_runs), common.median(pure_runs)
-    profiled = 2 if st.quick else 5
-    # The profile takes 2 warm-up steps too; a one-cycle schedule refuses to step past its end.
-    shares = time_shares(setup, batch, steps=profiled) if limit is None or used + profiled + 2 <= limit else None
+    profiled, warmup = (2 if st.quick else 5), 2
+    # A one-cycle schedule refuses to step past its end.
+    shares = (time_shares(setup, batch, steps=profiled, warmup=warmup)
+              if limit is None or used + warmup + profiled <= limit else None)
     flops = counted["flops"]
     ops: dict[str, int] = {}
     for c in counted["calls"]:
