@@ -17,8 +17,8 @@ import torch
 
 from . import config as cfglib
 from . import paths, registry, runinfo
-from .train import (DiskFullError, RunContext, disk_full_message, keep_freed_memory, load_checkpoint, pick_device,
-                    resolve_precision, seed_everything)
+from .train import (DiskFullError, RunContext, disk_full_message, load_checkpoint, pick_device,
+                    resolve_precision, seed_everything, tune_process)
 
 
 @dataclass
@@ -110,7 +110,7 @@ def execute(family: str, variant: str, seed: int, cfg: dict, params: dict | None
     results = Path(cfg["results_dir"])
     threads = threads or cfg["families"][family].get("threads", 1)
     torch.set_num_threads(threads)
-    keep_freed_memory()
+    tune_process()
     device = pick_device(cfg.get("device", "auto"))
     final = paths.run_dir(results, family, variant, seed)
     _check_writable(final.parent)

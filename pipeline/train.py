@@ -108,6 +108,23 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(M_TRIM_THRESHOLD, 1 << 30)) and bool(mallopt(M_MMAP_THRESHOLD, 32 << 20))
 
 
+def flush_denormals() -> bool:
+    """Treat subnormal floats (below 1.2e-38) as zero in CPU arithmetic.
+
+    Adam's second moments and the gradients of rarely active weights drift into that range after a few hundred
+    steps, and x86 cores handle such operands in microcode: on an AMX Xeon here the CNN's step slowed from 9 to
+    14 ms and the stacked classifier's from 3.2 to 4.2 ms within 1,400 steps, and stayed flat with this set.
+    Values that small are far below what bf16 or fp32 training resolves. False where the CPU cannot flush.
+    """
+    return torch.set_flush_denormal(True)
+
+
+def tune_process() -> None:
+    """The process-wide settings every run trains under (pipeline.run), and the benchmark measures with."""
+    keep_freed_memory()
+    flush_denormals()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

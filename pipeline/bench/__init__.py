@@ -76,7 +76,7 @@ def _section(name: str, fn: Callable[[], Any], log) -> Any:
 
 def run_bench(args) -> dict:
     import torch
-    from ..train import keep_freed_memory, pick_device
+    from ..train import pick_device, tune_process
 
     quick = bool(getattr(args, "quick", False)) or os.environ.get(QUICK_ENV, "") not in ("", "0")
     st = Settings.make(quick, repeats=getattr(args, "repeats", None), seconds=getattr(args, "seconds", None),
@@ -95,7 +95,7 @@ def run_bench(args) -> dict:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     device = pick_device(cfg.get("device", "auto"))
-    keep_freed_memory()  # as every run does (pipeline.run), for both data paths alike
+    tune_process()  # as every run does (pipeline.run), for both data paths alike
     threads_default = torch.get_num_threads()
     started = time.perf_counter()
     out: dict[str, Any] = {
