@@ -159,3 +159,41 @@ def test_cuda_matches_cpu(models, test_batch):
     assert agree > 0.95  # kernels differ in rounding, so near-ties may flip
     ids, attn = gpu.greedy_decode(src.cuda(), src_len.cuda(), max_len=12)
     assert ids.is_cuda and attn.is_cuda
+
+
+def test_encoder_equals_a_packed_bidirectional_lstm_and_loads_its_weights():
+    """The encoder runs its two directions over the padded batch (oneDNN's fused layer on a CPU) instead of packing;
+    padding must still never reach either direction, and weights saved from the packed form must load."""
+    torch.manual_seed(3)
+    model = Seq2Seq(V, V, emb=16, enc_hidden=24, dec_hidden=32, attention=True)
+    packed = torch.nn.LSTM(16, 24, batch_first=True, bidirectional=True)
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.fwd.")
+           and not k.startswith("encoder.bwd.")}
+    old.update({f"encoder.rnn.{k}": v for k, v in packed.state_dict().items()})
+    model.load_state_dict(old)  # the layout of checkpoints written before the split
+    src, src_len, _, _ = reverse_batch(torch.Generator().manual_seed(5), 32)
+    assert len(set(src_len.tolist())) > 1 and src_len.max() == src.size(1)
+    with torch.no_grad():
+        out, (h0, c0) = model.encoder(src, src_len)
+        x = model.encoder.embed(src)
+        ref, (h, _) = packed(torch.nn.utils.rnn.pack_padded_sequence(x, src_len, batch_first=True,
+                                                                      enforce_sorted=False))
+        ref, _ = torch.nn.utils.rnn.pad_packed_sequence(ref, batch_first=True, total_length=src.size(1))
+        ref_h0, ref_c0 = model.encoder.bridge(torch.cat([h[0], h[1]], dim=-1)).chunk(2, dim=-1)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(h0, torch.tanh(ref_h0))
+    torch.testing.assert_close(c0, ref_c0)
+
+
+def test_encoder_runs_the_fused_lstm_layer_where_a_plain_lstm_does():
+    def ops(fn):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            fn()
+        return {e.key for e in prof.key_averages()}
+    plain = torch.nn.LSTM(8, 8, batch_first=True)
+    if "aten::mkldnn_rnn_layer" not in ops(lambda: plain(torch.randn(2, 3, 8))):
+        pytest.skip("this build runs nn.LSTM step by step")
+    model = Seq2Seq(V, V, emb=8, enc_hidden=8, dec_hidden=8)
+    src, src_len, _, _ = reverse_batch(torch.Generator().manual_seed(5), 8)
+    seen = ops(lambda: model.encoder(src, src_len))
+    assert "aten::mkldnn_rnn_layer" in seen and "aten::_pack_padded_sequence" not in seen, sorted(seen)

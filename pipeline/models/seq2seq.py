@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -23,22 +22,51 @@ def source_mask(src_len: torch.Tensor, max_len: int, device) -> torch.Tensor:
 
 
 class Encoder(nn.Module):
+    """A bidirectional LSTM over the letters, run as two one-directional LSTMs over the padded batch.
+
+    The backward LSTM reads each word reversed within its own length, so padding never reaches either direction's
+    state: the result equals a packed bidirectional LSTM's. On a CPU a packed sequence runs PyTorch's step-by-step
+    LSTM, while a padded one runs oneDNN's fused layer, which made the whole training step 2x faster."""
+
     def __init__(self, vocab_size: int, emb: int, hidden: int, dec_hidden: int, dropout: float = 0.0):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, emb, padding_idx=PAD)
-        self.rnn = nn.LSTM(emb, hidden, batch_first=True, bidirectional=True)
+        # Created in this order so that a seed draws the same initial weights as nn.LSTM(bidirectional=True) did.
+        self.fwd = nn.LSTM(emb, hidden, batch_first=True)
+        self.bwd = nn.LSTM(emb, hidden, batch_first=True)
         self.drop = nn.Dropout(dropout)
         # Final forward + backward states -> decoder (h0, c0); the sizes differ, hence a learned bridge.
         self.bridge = nn.Linear(2 * hidden, 2 * dec_hidden)
+        self._register_load_state_dict_pre_hook(_from_bidirectional)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor):
         x = self.drop(self.embed(src))
-        # Packing keeps padding out of the backward direction's final state.
-        packed = pack_padded_sequence(x, src_len.cpu(), batch_first=True, enforce_sorted=False)
-        out, (h, _) = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
-        h0, c0 = self.bridge(torch.cat([h[0], h[1]], dim=-1)).chunk(2, dim=-1)
+        steps = torch.arange(src.size(1), device=src.device)[None, :]
+        length = src_len.to(src.device)[:, None]
+        real = steps < length
+        # Position t of a word of length L holds letter L-1-t; padding stays where it is. Its own inverse.
+        reverse = torch.where(real, length - 1 - steps, steps)
+        forward_out = self.fwd(x)[0]
+        backward_out = _take(self.bwd(_take(x, reverse))[0], reverse)
+        last = (length - 1)[:, :, None].expand(-1, 1, forward_out.size(2))
+        h_forward = forward_out.gather(1, last)[:, 0]   # after the last letter
+        h_backward = backward_out[:, 0]                 # after reading back to the first letter
+        out = torch.cat([forward_out, backward_out], dim=-1) * real[..., None]
+        h0, c0 = self.bridge(torch.cat([h_forward, h_backward], dim=-1)).chunk(2, dim=-1)
         return out, (torch.tanh(h0).contiguous(), c0.contiguous())
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x [B, T, D] reordered along T by index [B, T]."""
+    return x.gather(1, index[..., None].expand(-1, -1, x.size(2)))
+
+
+def _from_bidirectional(state_dict, prefix, *_):
+    """Let a checkpoint written when the encoder was one nn.LSTM(bidirectional=True) load (same weights)."""
+    for key in [k for k in state_dict if k.startswith(prefix + "rnn.")]:
+        name = key[len(prefix + "rnn."):]
+        target = "bwd." + name.removesuffix("_reverse") if name.endswith("_reverse") else "fwd." + name
+        state_dict[prefix + target] = state_dict.pop(key)
 
 
 class Decoder(nn.Module):
