@@ -5,15 +5,18 @@ Snakemake or terminal code, so the ETA model is tested with plain numbers.
 
 ETA model: each job has an expected cost (seconds of wall time). For a training run it comes, in this order, from
  1. earlier builds on this machine: job wall times this console recorded (see `CostCache`), for the same profile,
-    family and variant;
- 2. the run.json (`wall_seconds`, plus the process start-up) of an earlier run of that variant under results/;
+    family, variant, parameters and code;
+ 2. the run.json (`wall_seconds`, plus the process start-up) of an earlier run of that variant and code under
+    results/;
  3. an estimate from the profile: epochs x training images x a per-family cost measured on the reference machine.
 The remaining time is a greedy schedule of the pending jobs over the parallel slots (cores / threads per run),
-after the running jobs' expected remainders, with every cost scaled by the ratio actual/expected that the runs
-finished so far in this build show (a busy machine or a slower CPU moves all runs alike).
+after the running jobs' expected remainders. Measured costs are scaled by the ratio actual/expected that this build's
+runs with measured costs show (a busy machine or a slower CPU moves all runs alike); an estimated cost by the ratio
+of its own family's runs, since an estimate's error (or a family's new code) says nothing about the other families.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -150,6 +153,7 @@ class Build:
     workdir: Path = Path(".")           # Snakemake's --directory; relative paths of the config resolve against it
     origin: Path = Path(".")            # where the command was typed: paths are shown relative to it
     _walls: dict | None = None
+    _digests: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.t0 = self.clock()
@@ -175,7 +179,7 @@ class Build:
     def expected(self, rule: str, wildcards: dict) -> tuple[float, bool]:
         """(expected seconds, whether measured on this machine before) for one job."""
         if wildcards:
-            cached = self.cache.get(self.profile, key_of(rule, wildcards))
+            cached = self.cache.get(self.profile, self.cost_key(rule, wildcards))
         else:
             cached = self.cache.get_rule(self.profile, rule)
         if cached is not None:
@@ -191,8 +195,35 @@ class Build:
         except Exception:  # no config (or an unknown variant): a typical smoke-sized run
             return 30.0, False
 
+    def cost_key(self, rule: str, wildcards: dict) -> str:
+        """`key_of`, and for a training run a digest of its parameters and its family's code: a run whose code or
+        settings changed costs what nobody has measured yet."""
+        key = key_of(rule, wildcards)
+        if rule == "train" and self.cfg:
+            settings = self._settings(wildcards.get("family"), wildcards.get("variant"))
+            if settings:
+                key += "/" + settings
+        return key
+
+    def _settings(self, family: str, variant: str) -> str:
+        if (family, variant) not in self._digests:
+            from .config import variant_params
+            try:
+                blob = json.dumps([variant_params(self.cfg, family, variant), self._code(family)], sort_keys=True)
+                self._digests[family, variant] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+            except Exception:  # an unknown family or variant: no digest, the plain key
+                self._digests[family, variant] = ""
+        return self._digests[family, variant]
+
+    def _code(self, family: str) -> str:
+        if family not in self._digests:
+            from . import registry
+            self._digests[family] = registry.family(family).code_digest()
+        return self._digests[family]
+
     def earlier_walls(self) -> dict[str, list[float]]:
-        """FAMILY/VARIANT -> job seconds from the run.json files of earlier builds (same profile) under results/.
+        """FAMILY/VARIANT -> job seconds from the run.json files of earlier builds (same profile and code) under
+        results/.
 
         Read once, at the start: Snakemake deletes a job's outputs when the job starts (a forced or changed run),
         and a run.json this build writes is already counted in ratio()."""
@@ -205,15 +236,20 @@ class Build:
                     continue
                 if info.get("profile") == self.profile and isinstance(info.get("wall_seconds"), (int, float)):
                     family, variant, _ = parse_run_dir(run_json.parent)
+                    try:
+                        if info.get("code_sha256") != self._code(family):
+                            continue
+                    except Exception:  # a family this checkout does not have
+                        continue
                     key = f"{family}/{variant}"
                     self._walls.setdefault(key, []).append(info["wall_seconds"] + STARTUP)
         return self._walls
 
-    def pending_runs(self) -> list[tuple[float, bool]]:
-        """Expected costs of the training runs planned but not started yet.
+    def pending_runs(self) -> list[tuple[float, bool, str | None]]:
+        """(expected cost, measured, family) of the training runs planned but not started yet.
 
         Snakemake tells the logger how many `train` jobs it plans, not which: runs without metrics.json are
-        certainly among them; any further ones are reruns of existing runs, costed at their mean."""
+        certainly among them; any further ones are reruns of existing runs, costed at their mean (family None)."""
         n = self.planned.get("train", 0) - sum(1 for j in self.jobs.values() if j.rule == "train")
         if n <= 0:
             return []
@@ -225,12 +261,13 @@ class Build:
                 if run_id(fam, var, seed) in started:
                     continue
                 done = (run_dir(self.results_dir(), fam, var, seed) / METRICS).exists()
-                (present if done else missing).append(self.expected("train", {"family": fam, "variant": var}))
+                cost, measured = self.expected("train", {"family": fam, "variant": var})
+                (present if done else missing).append((cost, measured, fam))
         costs = missing[:n]
         if len(costs) < n:
-            pool = present or missing or [(30.0, False)]
-            mean = statistics.mean(c for c, _ in pool)
-            costs += [(mean, all(m for _, m in pool))] * (n - len(costs))
+            pool = present or missing or [(30.0, False, None)]
+            mean = statistics.mean(c for c, _, _ in pool)
+            costs += [(mean, all(m for _, m, _ in pool), None)] * (n - len(costs))
         return costs
 
     # --- events ---------------------------------------------------------------------------------------------
@@ -249,7 +286,7 @@ class Build:
         if job is None or job.finished is not None:
             return None
         job.finished = self.clock()
-        self.cache.add(self.profile, key_of(job.rule, job.wildcards), job.finished - job.started)
+        self.cache.add(self.profile, self.cost_key(job.rule, job.wildcards), job.finished - job.started)
         return job
 
     def fail(self, jobid: int) -> Job | None:
@@ -271,21 +308,42 @@ class Build:
                 "runs_left": max(total - len(runs), 0), "runs_total": total,
                 "jobs_done": jobs_done, "jobs_total": sum(self.planned.values()) or len(self.jobs)}
 
-    def ratio(self, train: bool = True) -> float:
-        """actual / expected over the jobs of this build so far (1 until there is one): training runs, or
-        (train=False) the other jobs, which a busy machine slows differently (process start-up, I/O)."""
+    def ratio(self, train: bool = True, family: str | None = None) -> float:
+        """actual / expected over the jobs of this build so far (1 until there is one): training runs whose costs
+        were measured before (the machine's speed now against then; all runs while none was), the runs of one
+        `family`, or (train=False) the other jobs, which a busy machine slows differently (process start-up, I/O)."""
+        measured_only = train and family is None and self._any_measured()
+        found = self._ratio(train, family, measured_only)
+        return 1.0 if found is None else found
+
+    def _any_measured(self) -> bool:
+        return (any(j.measured for j in self.jobs.values() if j.rule == "train")
+                or any(m for _, m, _ in self.pending_runs()))
+
+    def _ratio(self, train: bool, family: str | None, measured_only: bool = False) -> float | None:
         now = self.clock()
+        kind = [j for j in self.jobs.values() if (j.rule == "train") == train and j.rule != "all" and not j.failed]
+        if family is not None:
+            kind = [j for j in kind if j.wildcards.get("family") == family]
+        if measured_only:
+            kind = [j for j in kind if j.measured]
         # The last RECENT finished jobs, and running ones already past their expected cost: on a shared machine
         # the load changes within a build, and a slow-down shows before any job ends.
-        kind = [j for j in self.jobs.values() if (j.rule == "train") == train and j.rule != "all" and not j.failed]
         done = sorted((j for j in kind if j.finished is not None), key=lambda j: j.finished)[-self.RECENT:]
         pairs = [(j.finished - j.started, j.expected) for j in done]
         pairs += [(now - j.started, j.expected) for j in kind if j.finished is None and now - j.started > j.expected]
-        if not pairs:
-            return 1.0
-        actual = sum(a for a, _ in pairs)
         expected = sum(e for _, e in pairs)
-        return min(max(actual / expected, 0.2), 5.0) if expected > 0 else 1.0
+        if not pairs or expected <= 0:
+            return None
+        return min(max(sum(a for a, _ in pairs) / expected, 0.2), 5.0)
+
+    def _run_ratio(self, family: str | None, measured: bool, machine: float) -> float:
+        """The ratio that scales one run's expected cost: the machine's for a measured cost, its family's for an
+        estimated one (the machine's until a run of that family has shown how far off the estimate is)."""
+        if measured or family is None:
+            return machine
+        own = self._ratio(True, family)
+        return machine if own is None else own
 
     def eta(self) -> tuple[float, str]:
         """(seconds left, where the estimate comes from: 'from earlier runs' or 'estimated')."""
@@ -295,12 +353,14 @@ class Build:
         slots = max(1, self.cores // max(1, self._threads()))
         free = sorted(max(j.expected * rj - (now - j.started), 0.1 * j.expected * rj)
                       for j in self.jobs.values() if j.finished is None
-                      for rj in [r if j.rule == "train" else r_other])
+                      for rj in [self._run_ratio(j.wildcards.get("family"), j.measured, r)
+                                 if j.rule == "train" else r_other])
         free = (free + [0.0] * slots)[:max(slots, len(free))]
         pending = self.pending_runs()
-        measured = all(m for _, m in pending) and all(
+        measured = all(m for _, m, _ in pending) and all(
             j.measured for j in self.jobs.values() if j.finished is None and j.rule == "train")
-        costs = sorted((c * r for c, _ in pending), reverse=True)  # longest first: the tail Snakemake also avoids
+        # longest first: the tail Snakemake also avoids
+        costs = sorted((c * self._run_ratio(f, m, r) for c, m, f in pending), reverse=True)
         started = {}
         for j in self.jobs.values():
             started[j.rule] = started.get(j.rule, 0) + 1

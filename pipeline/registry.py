@@ -6,6 +6,7 @@ the family (Snakemake inputs) and keeps a checkpoint of the old code from being 
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -47,6 +48,13 @@ class Family:
     def code(self) -> list[str]:
         """The source files (relative to the repository) whose content decides what a run of this family computes."""
         return [*ENGINE, *self.own_code, _source(self.experiment_module)]
+
+    def code_digest(self) -> str:
+        """SHA-256 over `code`'s paths and contents: what a run records and a checkpoint must match."""
+        digest = hashlib.sha256()
+        for rel in self.code:
+            digest.update(rel.encode() + b"\0" + (cfglib.ROOT / rel).read_bytes())
+        return digest.hexdigest()
 
     @property
     def aggregate_code(self) -> list[str]:

@@ -39,9 +39,10 @@ def test_eta_uses_earlier_costs_over_two_slots_and_follows_a_slower_machine(tmp_
     cfg = config.load("smoke")
     clock = Clock()
     runs = list(config.runs(cfg))[:4]
-    keys = {f"train/{f}/{v}": 10.0 for f, v, _ in runs}
     build = Build(cfg={**cfg, "results_dir": str(tmp_path / "results")}, cores=2, clock=clock,
-                  cache=_cache(tmp_path, keys))
+                  cache=_cache(tmp_path))
+    build.cache.earlier = {"smoke": {build.cost_key("train", {"family": f, "variant": v}): [10.0]
+                                     for f, v, _ in runs}}
     build.plan({"train": 4, "total": 4})
     left, source = build.eta()
     assert (left, source) == (20.0, "from earlier runs")  # 4 runs x 10 s over 2 slots
@@ -55,6 +56,39 @@ def test_eta_uses_earlier_costs_over_two_slots_and_follows_a_slower_machine(tmp_
     assert left == pytest.approx(20.0)  # the 2 runs left, 10 s each at the observed ratio 2, in parallel
     assert build.counts() == {"runs_done": 2, "runs_running": 0, "runs_failed": 0, "runs_left": 2,
                               "runs_total": 4, "jobs_done": 2, "jobs_total": 4}
+
+
+def test_a_family_with_new_code_or_settings_does_not_rescale_the_others(tmp_path):
+    """G2P's new code made its runs twice as fast: its cached costs no longer apply, and its runs finishing early
+    must not halve the ETA of the families whose costs were measured (a 28-minute ETA for a 50-minute build)."""
+    cfg = config.load("smoke")
+    cfg = {**cfg, "results_dir": str(tmp_path / "results"),
+           "families": {f: cfg["families"][f] for f in ("cnn", "g2p")}}
+    clock = Clock()
+    runs = list(config.runs(cfg))
+    g2p = [r for r in runs if r[0] == "g2p"][:2]
+    cnn = [r for r in runs if r[0] == "cnn"][:2]
+    build = Build(cfg=cfg, cores=2, clock=clock, cache=_cache(tmp_path))
+    build.cache.earlier = {"smoke": {**{build.cost_key("train", {"family": f, "variant": v}): [100.0]
+                                        for f, v, _ in cnn},
+                                     # what G2P cost before its code changed: another key
+                                     **{f"train/{f}/{v}/0123456789ab": [400.0] for f, v, _ in g2p}}}
+    assert build.expected("train", {"family": "g2p", "variant": g2p[0][1]})[1] is False
+    other = {**cfg, "families": {**cfg["families"], "cnn": {**cfg["families"]["cnn"], "defaults": {
+        **cfg["families"]["cnn"]["defaults"], "epochs": 7}}}}
+    key = build.cost_key("train", {"family": "cnn", "variant": cnn[0][1]})
+    assert Build(cfg=other, cache=_cache(tmp_path)).cost_key("train", {"family": "cnn", "variant": cnn[0][1]}) != key
+    build.plan({"train": 4, "total": 4})
+    for i, (f, v, s) in enumerate(g2p):
+        build.start(i, "train", {"family": f, "variant": v, "seed": s})
+    estimate = build.jobs[0].expected
+    clock.t += estimate / 2  # G2P runs twice as fast as the profile estimate says
+    for i in range(2):
+        build.finish(i)
+    assert build.ratio(True, "g2p") == pytest.approx(0.5)
+    assert build.ratio() == 1.0  # no run with a measured cost has finished: the machine is as fast as before
+    left, _ = build.eta()
+    assert left == pytest.approx(100.0)  # the two CNN runs keep their measured 100 s each, in parallel
 
 
 def test_eta_without_earlier_runs_is_estimated_from_the_profile(tmp_path):
