@@ -99,3 +99,11 @@ def test_load_run_of_a_trained_run(smoke_cfg):
     model = registry.load_run(folder)
     state = torch.load(folder / "model.pt", weights_only=True)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state["state_dict"].items())
+
+
+def test_a_familys_code_digest_is_the_one_its_runs_record():
+    """The console keys its measured costs by this digest; a run's identity (and run.json) carries the same."""
+    from pipeline.run import identity
+    for name in ("cnn", "g2p"):
+        assert identity(name, {}, 0, "fp32")["code"] == registry.family(name).code_digest()
+    assert registry.family("cnn").code_digest() != registry.family("g2p").code_digest()
