@@ -33,6 +33,24 @@ def test_reference_cnn_shapes_and_parameter_count():
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
+def test_reference_cnn_pools_before_relu_with_the_textbook_result():
+    model = ReferenceCNN(dropout=0.0)
+    x = torch.randn(8, 1, 28, 28)
+
+    def textbook(m, x):
+        x = m.pool(torch.relu(m.conv1(x)))
+        x = m.pool(torch.relu(m.conv2(x))).flatten(1)
+        return m.fc3(torch.relu(m.fc2(torch.relu(m.fc1(x)))))
+    results = []
+    for forward in (model, lambda x: textbook(model, x)):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = forward(x)
+        out.float().square().sum().backward()
+        results.append([out.detach()] + [p.grad.clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
 # ------------------------------------------------------------------------------------------- lr_study
 
 @pytest.mark.slow

@@ -110,3 +110,28 @@ def test_cls_attention_map():
     assert m.training
     raw = cls_attention_map(m, torch.rand(28, 28), renormalize=False)
     assert 0 < raw.sum() < 1  # the CLS token's weight on itself is left out
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_max_pooling_before_relu_trains_exactly_as_relu_before_pooling(batch_norm):
+    """The CNN pools before its ReLU (a quarter of the ReLU work); values and gradients must equal the textbook order
+    bit for bit, in bf16 autocast as the runs train."""
+    model = CNN([8, 16], batch_norm=batch_norm)
+    pools = [i for i, m in enumerate(model.features) if isinstance(m, nn.MaxPool2d)]
+    assert pools and all(isinstance(model.features[i + 1], nn.ReLU) for i in pools)
+    textbook = list(model.features)
+    for i in pools:
+        textbook[i], textbook[i + 1] = textbook[i + 1], textbook[i]
+    reference = nn.Sequential(nn.Sequential(*textbook), model.classifier)
+    x = torch.randn(16, 1, 28, 28)
+    grads = []
+    for net in (model, reference):
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = net(x)
+        out.float().square().sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1]))
+    avg = CNN([8], pool="avg").features  # avg pooling does not commute with ReLU: it stays after it
+    assert [type(m) for m in avg] == [nn.Conv2d, nn.ReLU, nn.AvgPool2d]
