@@ -153,7 +153,8 @@ class Build:
     workdir: Path = Path(".")           # Snakemake's --directory; relative paths of the config resolve against it
     origin: Path = Path(".")            # where the command was typed: paths are shown relative to it
     _walls: dict | None = None
-    _digests: dict = field(default_factory=dict)
+    _code_digests: dict = field(default_factory=dict)       # family -> its code's digest
+    _settings_digests: dict = field(default_factory=dict)   # (family, variant) -> digest of parameters and code
 
     def __post_init__(self):
         self.t0 = self.clock()
@@ -206,20 +207,20 @@ class Build:
         return key
 
     def _settings(self, family: str, variant: str) -> str:
-        if (family, variant) not in self._digests:
+        if (family, variant) not in self._settings_digests:
             from .config import variant_params
             try:
                 blob = json.dumps([variant_params(self.cfg, family, variant), self._code(family)], sort_keys=True)
-                self._digests[family, variant] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+                self._settings_digests[family, variant] = hashlib.sha256(blob.encode()).hexdigest()[:12]
             except Exception:  # an unknown family or variant: no digest, the plain key
-                self._digests[family, variant] = ""
-        return self._digests[family, variant]
+                self._settings_digests[family, variant] = ""
+        return self._settings_digests[family, variant]
 
     def _code(self, family: str) -> str:
-        if family not in self._digests:
+        if family not in self._code_digests:
             from . import registry
-            self._digests[family] = registry.family(family).code_digest()
-        return self._digests[family]
+            self._code_digests[family] = registry.family(family).code_digest()
+        return self._code_digests[family]
 
     def earlier_walls(self) -> dict[str, list[float]]:
         """FAMILY/VARIANT -> job seconds from the run.json files of earlier builds (same profile and code) under
@@ -312,13 +313,17 @@ class Build:
         """actual / expected over the jobs of this build so far (1 until there is one): training runs whose costs
         were measured before (the machine's speed now against then; all runs while none was), the runs of one
         `family`, or (train=False) the other jobs, which a busy machine slows differently (process start-up, I/O)."""
-        measured_only = train and family is None and self._any_measured()
-        found = self._ratio(train, family, measured_only)
+        if train and family is None:
+            return self._machine_ratio(self.pending_runs())
+        found = self._ratio(train, family)
         return 1.0 if found is None else found
 
-    def _any_measured(self) -> bool:
-        return (any(j.measured for j in self.jobs.values() if j.rule == "train")
-                or any(m for _, m, _ in self.pending_runs()))
+    def _machine_ratio(self, pending: list[tuple[float, bool, str | None]]) -> float:
+        """The training runs' ratio over those with measured costs, or over all while no run has one."""
+        any_measured = (any(j.measured for j in self.jobs.values() if j.rule == "train")
+                        or any(m for _, m, _ in pending))
+        found = self._ratio(True, None, measured_only=any_measured)
+        return 1.0 if found is None else found
 
     def _ratio(self, train: bool, family: str | None, measured_only: bool = False) -> float | None:
         now = self.clock()
@@ -337,30 +342,36 @@ class Build:
             return None
         return min(max(sum(a for a, _ in pairs) / expected, 0.2), 5.0)
 
-    def _run_ratio(self, family: str | None, measured: bool, machine: float) -> float:
-        """The ratio that scales one run's expected cost: the machine's for a measured cost, its family's for an
-        estimated one (the machine's until a run of that family has shown how far off the estimate is)."""
-        if measured or family is None:
-            return machine
-        own = self._ratio(True, family)
-        return machine if own is None else own
+    def _run_ratios(self, machine: float):
+        """(family, measured) -> the ratio that scales one run's expected cost: the machine's for a measured cost,
+        its family's for an estimated one (the machine's until a run of that family has shown how far off the
+        estimate is). Each family's ratio is computed once per call of eta."""
+        own: dict[str, float | None] = {}
+
+        def ratio(family: str | None, measured: bool) -> float:
+            if measured or family is None:
+                return machine
+            if family not in own:
+                own[family] = self._ratio(True, family)
+            return machine if own[family] is None else own[family]
+        return ratio
 
     def eta(self) -> tuple[float, str]:
         """(seconds left, where the estimate comes from: 'from earlier runs' or 'estimated')."""
-        now, r = self.clock(), self.ratio()
+        now, pending = self.clock(), self.pending_runs()
+        r = self._machine_ratio(pending)
+        run_ratio = self._run_ratios(r)
         # Until an aggregate or report has finished, the runs' ratio stands for the machine's load on them too.
         r_other = self.ratio(train=False) if self._other_done() else r
         slots = max(1, self.cores // max(1, self._threads()))
         free = sorted(max(j.expected * rj - (now - j.started), 0.1 * j.expected * rj)
                       for j in self.jobs.values() if j.finished is None
-                      for rj in [self._run_ratio(j.wildcards.get("family"), j.measured, r)
-                                 if j.rule == "train" else r_other])
+                      for rj in [run_ratio(j.wildcards.get("family"), j.measured) if j.rule == "train" else r_other])
         free = (free + [0.0] * slots)[:max(slots, len(free))]
-        pending = self.pending_runs()
         measured = all(m for _, m, _ in pending) and all(
             j.measured for j in self.jobs.values() if j.finished is None and j.rule == "train")
         # longest first: the tail Snakemake also avoids
-        costs = sorted((c * self._run_ratio(f, m, r) for c, m, f in pending), reverse=True)
+        costs = sorted((c * run_ratio(f, m) for c, m, f in pending), reverse=True)
         started = {}
         for j in self.jobs.values():
             started[j.rule] = started.get(j.rule, 0) + 1
