@@ -8,7 +8,8 @@ ETA model: each job has an expected cost (seconds of wall time). For a training 
     family, variant, parameters and code;
  2. the run.json (`wall_seconds`, plus the process start-up) of an earlier run of that variant and code under
     results/;
- 3. an estimate from the profile: epochs x training images x a per-family cost measured on the reference machine.
+ 3. an estimate from the profile and the model: epochs x training images x a per-family cost measured on the reference
+    machine, scaled by the variant's forward FLOPs (a larger ViT or a wider CNN costs more than its family's smallest).
 The remaining time is a greedy schedule of the pending jobs over the parallel slots (cores / threads per run),
 after the running jobs' expected remainders. Measured costs are scaled by the ratio actual/expected that this build's
 runs with measured costs show (a busy machine or a slower CPU moves all runs alike); an estimated cost by the ratio
@@ -16,6 +17,7 @@ of its own family's runs, since an estimate's error (or a family's new code) say
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,10 +33,16 @@ from .paths import METRICS, RUN_INFO, parse_run_dir, run_dir, run_files, run_id
 HEADLINE = {"autoencoder": "test_mse", "stacked": "acc_finetuned", "g2p": "test_wer_greedy"}
 DEFAULT_HEADLINE = "test_acc"
 
-# Seconds per training example and epoch on the reference machine, 1 thread, bf16 (README, Performance: images/s
-# of `make bench`), rounded up for evaluation after every epoch.
-PER_EXAMPLE = {"autoencoder": 1 / 30000, "stacked": 1 / 25000, "cnn": 1 / 7000, "vit": 1 / 2500,
-               "lr_study": 1 / 5000, "g2p": 1 / 2000}
+# Seconds per training example and epoch, 1 thread, bf16, evaluation after every epoch included: for the image families
+# at a forward cost of 1 MFLOP per example, scaled by each variant's own forward FLOPs ** FLOP_EXPONENT (its layers'
+# sizes, kernels, depth); for G2P per word. Fitted to the default build of b4fe0f0 on the Intel Xeon with AMX
+# (2026-12-02; ViT's then bf16 softmax, 1.1x slower than now): within a family that exponent predicted each variant's
+# run time to 20% rms (at worst 1.7x: the batch-norm CNNs), where one cost per family had missed by up to 4x (ViT tiny
+# and large). Another CPU moves all families alike; the ETA's ratio of actual to expected corrects that.
+PER_EXAMPLE = {"autoencoder": 1 / 28000, "stacked": 1 / 22000, "cnn": 1 / 13500, "vit": 1 / 7500,
+               "lr_study": 1 / 14000, "g2p": 1 / 5000}
+FLOP_EXPONENT = 0.5
+IMAGE = (1, 1, 28, 28)   # one example of the image datasets (pipeline.data.images), for counting a model's FLOPs
 EXTRA = {"g2p": 3.0}      # CMUdict parsing and beam-search evaluation, independent of the epochs
 STARTUP = 6.0            # python + torch import + data load, measured per job on the smoke profile
 TRAIN_SIZE = 55000       # MNIST / Fashion-MNIST training images after the 5,000-image validation hold-out
@@ -46,7 +54,7 @@ OTHER_COST = {"report": 15.0, "aggregate": 6.0, "analyze": 6.0, "fetch_data": 15
 def family_epochs(defaults: dict, family: str) -> float:
     """Full passes over the training set that one run of `family` makes (stacked: every stage)."""
     if family == "stacked":
-        layers = len(defaults.get("hidden", [512, 256, 128]))
+        layers = len(defaults.get("layers", [512, 256, 128]))
         return (defaults.get("pretrain_epochs", 3) * layers + defaults.get("classifier_epochs", 3)
                 + defaults.get("finetune_epochs", 10)
                 + defaults.get("few_label_epochs", 30) * defaults.get("few_labels", 0.01))
@@ -54,13 +62,36 @@ def family_epochs(defaults: dict, family: str) -> float:
 
 
 def estimate_run(cfg: dict, family: str, variant: str) -> float:
-    """Seconds one run should take on the reference machine, from the profile alone."""
+    """Seconds one run should take on the reference machine, from the profile and the variant's model alone."""
     from .config import variant_params
     params = variant_params(cfg, family, variant)
     n = G2P_WORDS if family == "g2p" else TRAIN_SIZE
     if cfg.get("train_limit"):
         n = min(n, int(cfg["train_limit"]))
-    return STARTUP + EXTRA.get(family, 0.0) + family_epochs(params, family) * n * PER_EXAMPLE.get(family, 1 / 5000)
+    per_example = PER_EXAMPLE.get(family, 1 / 5000)
+    mflops = forward_mflops(family, json.dumps(params, sort_keys=True))
+    if mflops:
+        per_example *= mflops ** FLOP_EXPONENT
+    return STARTUP + EXTRA.get(family, 0.0) + family_epochs(params, family) * n * per_example
+
+
+@functools.lru_cache(maxsize=256)
+def forward_mflops(family: str, params_json: str) -> float | None:
+    """MFLOPs of one image through the variant's model, built by its experiment's `build` (None: not an image family,
+    or a model the counter cannot follow). Called for every planned run by the ETA and the rules' priorities: about
+    40 ms per variant, once."""
+    from . import registry
+    if registry.family(family).data != "images":
+        return None
+    try:
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+        model = registry.family(family).experiment().build(json.loads(params_json))
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(IMAGE))
+        return counter.get_total_flops() / 1e6 or None
+    except Exception:  # an estimate only: a family whose build needs more than its parameters costs the plain rate
+        return None
 
 
 def key_of(rule: str, wildcards: dict) -> str:

@@ -100,6 +100,23 @@ def test_eta_without_earlier_runs_is_estimated_from_the_profile(tmp_path):
     assert build.expected("train", {"family": "vit", "variant": "large"})[1] is False
 
 
+def test_estimated_cost_grows_with_the_variants_model_and_orders_the_runs():
+    """Without earlier runs, a variant's cost follows its model's FLOPs: ViT large (23x tiny's FLOPs) took 6.9x as
+    long as tiny on the AMX Xeon, the CNN with 64 filters 2.1x the base CNN; one cost per family said 1x. The same
+    estimate sets the rules' priorities, so the longest runs start first."""
+    from pipeline.progress import estimate_run
+    from pipeline.workflow import priority
+    cfg = config.load("default")
+    tiny, large = estimate_run(cfg, "vit", "tiny"), estimate_run(cfg, "vit", "large")
+    assert 3 < large / tiny < 10
+    assert 1.3 < estimate_run(cfg, "cnn", "filters64") / estimate_run(cfg, "cnn", "base") < 3
+    # the stacked family's pretraining stages count its own layers: one for sae128, three for sae512_256_128
+    assert estimate_run(cfg, "stacked", "sae512_256_128") > 1.5 * estimate_run(cfg, "stacked", "sae128")
+    assert priority(cfg, "vit", "large") > priority(cfg, "vit", "small") > priority(cfg, "vit", "tiny")
+    # G2P is not an image family: one cost per word for both variants
+    assert estimate_run(cfg, "g2p", "attention") == estimate_run(cfg, "g2p", "no_attention")
+
+
 def test_cost_cache_keeps_the_last_wall_times_per_host_and_profile(tmp_path):
     cache = CostCache(tmp_path / "c.json")
     for s in range(8):
