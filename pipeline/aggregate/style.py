@@ -50,33 +50,103 @@ def integer_x(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> None:
-    """Label scatter points, moving each label to the first nearby spot that overlaps no earlier label.
+def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> list:
+    """Label scatter points so that no label covers another label, a marker or the legend, no leader line crosses a
+    label, a marker or another leader, and all labels stay inside the axes; returns the labels' Text objects.
 
-    Deterministic and dependency-free; text extents are measured with the figure's renderer.
+    Each label takes the first free spot on ellipses of growing size around its point (right, left, then the
+    diagonals, above and below); one set apart from its point gets a thin leader line. Points sharing an x value
+    (variants of equal size) thus fan out into a readable column instead of printing over each other. Labels that
+    found no free spot are placed again once all others are down; where still none is free the least covered spot
+    is kept. Deterministic: sizes are measured with the figure's own renderer. Call it after the legend is placed.
     """
+    import numpy as np
+    from matplotlib.transforms import Bbox
+
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    placed = []
-    offsets = [(4, 2), (4, -9), (-4, 2), (-4, -9), (4, 9), (-4, 9), (4, -16), (-4, -16), (0, 14), (0, -20)]
-    order = sorted(range(len(labels)), key=lambda i: (xs[i], ys[i]))
-    for i in order:
+    pt = fig.dpi / 72  # display pixels per typographic point
+    anchors = ax.transData.transform(np.column_stack([np.asarray(xs, float), np.asarray(ys, float)]))
+    marker = 2.5 * pt
+    markers = [Bbox.from_bounds(x - marker, y - marker, 2 * marker, 2 * marker) for x, y in anchors]
+    legend = ax.get_legend()
+    blocked = markers + ([legend.get_window_extent(renderer)] if legend is not None else [])
+    frame = ax.bbox
+    angles = np.radians([0, 180, 30, -30, 150, -150, 60, -60, 120, -120, 90, -90, 15, -15, 165, -165])
+    gap = 1.5 * pt
+    sizes = []
+    for label, x, y in zip(labels, xs, ys):
+        probe = ax.annotate(str(label), (x, y), fontsize=fontsize)
+        sizes.append(probe.get_window_extent(renderer))
+        probe.remove()
+    placed: dict[int, tuple] = {}  # i -> (centre, reach, box, cost)
+
+    def place(i: int) -> tuple:
+        w, h = sizes[i].width, sizes[i].height
+        anchor = tuple(anchors[i])
+        boxes = [p[2].padded(pt) for j, p in placed.items() if j != i]
+        leaders = [(tuple(anchors[j]), p[0]) for j, p in placed.items() if j != i and p[1] > 1]
+        others = boxes + markers[:i] + markers[i + 1:]
         best = None
-        for dx, dy in offsets:
-            ha = "left" if dx >= 0 else "right"
-            text = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points",
-                               fontsize=fontsize, ha=ha)
-            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
-            if not any(box.overlaps(p) for p in placed):
-                best = box
-                break
-            text.remove()
-        if best is None:  # every spot is taken: keep the first, overlapping, rather than drop a label
-            text = ax.annotate(labels[i], (xs[i], ys[i]), xytext=offsets[0], textcoords="offset points",
-                               fontsize=fontsize)
-            best = text.get_window_extent(renderer)
-        placed.append(best)
+        for reach in (1.0, 1.7, 2.6, 3.8):
+            for a in angles:
+                # An ellipse shaped like the label: at reach 1 the label's edge just clears the marker.
+                centre = (anchor[0] + reach * np.cos(a) * (w / 2 + marker + gap),
+                          anchor[1] + reach * np.sin(a) * (h / 2 + marker + gap))
+                box = Bbox.from_bounds(centre[0] - w / 2, centre[1] - h / 2, w, h)
+                cost = sum(_overlap(box, b) for b in blocked + boxes)
+                cost += sum(w * h / 4 for seg in leaders if _crosses_box(seg, box))
+                if not (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1):
+                    cost += w * h
+                if reach > 1:
+                    seg = (anchor, centre)
+                    cost += sum(w * h / 4 for b in others if _crosses_box(seg, b))
+                    cost += sum(w * h / 4 for other in leaders if _crosses(seg, other))
+                if best is None or cost < best[3]:
+                    best = (centre, reach, box, cost)
+                if cost == 0:
+                    return best
+        return best
+
+    # The most crowded points choose first: an isolated point finds room wherever its neighbours' labels went.
+    crowd = [sum(np.hypot(*(anchors[j] - anchors[i])) < 30 * pt for j in range(len(anchors)))
+             for i in range(len(anchors))]
+    order = sorted(range(len(labels)), key=lambda i: (-crowd[i], xs[i], ys[i]))
+    for i in order:
+        placed[i] = place(i)
+    for _ in range(3):
+        stuck = [i for i in order if placed[i][3] > 0]
+        for i in stuck:
+            placed[i] = min(placed[i], place(i), key=lambda p: p[3])
+        if not stuck:
+            break
+    texts = []
+    for i in range(len(labels)):
+        centre, reach, _, _ = placed[i]
+        leader = dict(arrowstyle="-", lw=0.4, color="0.45", shrinkA=0, shrinkB=marker / pt) if reach > 1 else None
+        texts.append(ax.annotate(str(labels[i]), (xs[i], ys[i]), fontsize=fontsize, ha="center", va="center",
+                                 xytext=((centre[0] - anchors[i][0]) / pt, (centre[1] - anchors[i][1]) / pt),
+                                 textcoords="offset points", arrowprops=leader))
+    return texts
+
+
+def _overlap(a, b) -> float:
+    """Area shared by two display-space boxes."""
+    return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+
+
+def _crosses(s, t) -> bool:
+    """Whether segments s and t cross (touching at an end point does not count)."""
+    def side(p, q, r):
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+    return side(*s, t[0]) * side(*s, t[1]) < 0 and side(*t, s[0]) * side(*t, s[1]) < 0
+
+
+def _crosses_box(s, box) -> bool:
+    """Whether segment s passes through box (its part inside neither end's own label: ends are centres)."""
+    corners = [(box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1)]
+    return any(_crosses(s, (corners[k], corners[(k + 1) % 4])) for k in range(4))
 
 
 def accuracy_vs_params(table, path: Path, height: float) -> Path:

@@ -10,13 +10,15 @@ import io
 
 import pandas as pd
 
-from .findings import is_rate, metric_name
+from .findings import is_rate, lower_is_better, metric_name
 from .render import ReportError
 
 KINDS = ("scatter",)
 WIDTH_IN = 5.0
 # Printed at its drawn size (8 pt text stays 8 pt): WIDTH_IN of the 6.9 in text column.
 WIDTH_PCT = 72
+# Where a logit accuracy axis may put its ticks: round percentages, denser towards 100%.
+LOGIT_TICKS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.992, 0.994, 0.996, 0.998, 0.999)
 KEYS = {"id", "kind", "tables", "x", "y", "caption", "width_pct"}
 
 
@@ -38,10 +40,14 @@ def check(entries, families: list[str], where: str) -> list[dict]:
 
 
 def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
-    """y (mean, seed spread as error bars) against x on a log axis, every point labelled with its variant."""
+    """y (mean, seed spread as error bars) against x on a log axis, every point labelled with its variant.
+
+    An accuracy goes on a logit axis (labelled in %): near 100% it spreads the variants that a linear axis would
+    press into one band under a weaker family's points, which leaves their labels no room."""
     from ..aggregate.style import errorbar, label_points, log_x, plt
 
-    scale = 100 if is_rate(y) else 1
+    logit = is_rate(y) and not lower_is_better(y)
+    scale = 1 if logit else 100 if is_rate(y) else 1
     # Wider than a half-column figure: two families' variants share one axis and each point carries a label.
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.6))
     xs, ys, labels = [], [], []
@@ -52,14 +58,36 @@ def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
         ys += list(scale * t[y])
         labels += list(t["variant"])
     log_x(ax)
-    label_points(ax, xs, ys, labels)
     ax.set_xlabel(f"{metric_name(x)} (log scale)")
-    ax.set_ylabel(metric_name(y) + (" (%)" if scale == 100 else ""))
+    if logit:
+        _percent_logit(ax, ys)
+        ax.set_ylabel(metric_name(y) + " (%, logit scale)")
+    else:
+        ax.set_ylabel(metric_name(y) + (" (%)" if is_rate(y) else ""))
     ax.legend(frameon=False)
+    label_points(ax, xs, ys, labels)  # after the legend, which the labels then keep clear of
     buf = io.BytesIO()
     fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _percent_logit(ax, values) -> None:
+    """A logit y axis over rates in (0, 1), ticked at round percentages."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    import numpy as np
+    from scipy.special import expit, logit
+
+    v = logit(np.clip(np.asarray(values, dtype=float), 1e-4, 1 - 1e-4))
+    pad = 0.1 * (v.max() - v.min()) + 0.05  # room for the error bars and the labels beside the extreme points
+    lo, hi = expit(v.min() - pad), expit(v.max() + pad)
+    ax.set_yscale("logit")
+    ax.set_ylim(lo, hi)
+    ticks = [t for t in LOGIT_TICKS if lo <= t <= hi]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}"))
 
 
 def draw(entries: list[dict], tables: dict[str, pd.DataFrame]) -> dict[str, dict]:

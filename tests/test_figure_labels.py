@@ -1,0 +1,81 @@
+"""Point labels of the accuracy-vs-size figures: crowded variants (six CNNs of one parameter count within 0.3 pp)
+must come out readable, and an accuracy near 100% gets an axis that spreads it."""
+import base64
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.transforms import Bbox
+
+from pipeline.aggregate.style import HALF, label_points, log_x, plt
+from pipeline.report import figures
+
+# Shaped like the default build's CNN table: variants of equal size stacked at one x, accuracies 0.05 pp apart.
+CNN = pd.DataFrame({
+    "variant": ["base", "avg_pool", "stride_conv", "dropout", "batch_norm", "kernel5", "kernel7", "one_conv",
+                "three_conv", "filters8", "filters64", "no_head", "best_combo"],
+    "params": [206922, 206922, 206922, 206922, 206970, 215370, 228042, 402986, 98442, 103018, 421642, 20490,
+               421738],
+    "test_acc": [.990, .989, .988, .9905, .9915, .991, .9905, .986, .991, .988, .9915, .987, .9924],
+    "test_acc_std": [.0005] * 13,
+})
+VIT = pd.DataFrame({"variant": ["tiny", "small", "large", "patch14"], "params": [30000, 140000, 470000, 150000],
+                    "test_acc": [.96, .9809, .9843, .9826], "test_acc_std": [.001] * 4})
+
+
+def _boxes(ax, texts):
+    renderer = ax.figure.canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in texts]
+
+
+def test_crowded_labels_overlap_no_label_no_marker_and_stay_inside_the_axes():
+    fig, ax = plt.subplots(figsize=(HALF, 2.5))
+    ax.errorbar(CNN["params"], 100 * CNN["test_acc"], yerr=100 * CNN["test_acc_std"], fmt="o")
+    log_x(ax)
+    texts = label_points(ax, list(CNN["params"]), list(100 * CNN["test_acc"]), list(CNN["variant"]))
+    fig.canvas.draw()
+    boxes = _boxes(ax, texts)
+    assert [t.get_text() for t in texts] == list(CNN["variant"])
+    for i, a in enumerate(boxes):
+        for j, b in enumerate(boxes[:i]):
+            assert not a.overlaps(b), f"labels {texts[i].get_text()} and {texts[j].get_text()} overlap"
+    pt = fig.dpi / 72
+    for (x, y), name in zip(ax.transData.transform(np.column_stack([CNN["params"], 100 * CNN["test_acc"]])),
+                            CNN["variant"]):
+        marker = Bbox.from_bounds(x - 2 * pt, y - 2 * pt, 4 * pt, 4 * pt)
+        covering = [t.get_text() for t, b in zip(texts, boxes) if b.overlaps(marker)]
+        assert not covering, f"label(s) {covering} cover the point of {name}"
+    frame = ax.bbox
+    for t, b in zip(texts, boxes):
+        assert frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1, t.get_text()
+    plt.close(fig)
+
+
+def test_labels_keep_clear_of_the_legend():
+    fig, ax = plt.subplots(figsize=(HALF, 2.5))
+    ax.plot(CNN["params"], 100 * CNN["test_acc"], "o", label="cnn")
+    log_x(ax)
+    legend = ax.legend(loc="center right")
+    texts = label_points(ax, list(CNN["params"]), list(100 * CNN["test_acc"]), list(CNN["variant"]))
+    fig.canvas.draw()
+    box = legend.get_window_extent(fig.canvas.get_renderer())
+    assert not [t.get_text() for t, b in zip(texts, _boxes(ax, texts)) if b.overlaps(box)]
+    plt.close(fig)
+
+
+def test_the_same_table_gives_the_same_figure():
+    first = figures.scatter({"cnn": CNN, "vit": VIT}, "params", "test_acc")
+    assert figures.scatter({"cnn": CNN, "vit": VIT}, "params", "test_acc") == first
+
+
+@pytest.mark.parametrize("y, scale", [("test_acc", "logit scale"), ("test_loss", None)])
+def test_an_accuracy_gets_a_logit_axis_ticked_in_percent(y, scale):
+    tables = {"cnn": CNN.assign(test_loss=np.linspace(0.02, 0.05, len(CNN))),
+              "vit": VIT.assign(test_loss=[0.1, 0.06, 0.05, 0.055])}
+    svg = base64.b64decode(figures.scatter(tables, "params", y).split(",", 1)[1]).decode()
+    if scale:
+        assert scale in svg
+        # Ticks at round percentages inside the data's range, the CNN band (98.6-99.24%) among them.
+        assert ">99<" in svg and ">96<" in svg
+    else:
+        assert "logit" not in svg
