@@ -71,7 +71,7 @@ def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> list:
     marker = 2.5 * pt
     markers = [Bbox.from_bounds(x - marker, y - marker, 2 * marker, 2 * marker) for x, y in anchors]
     legend = ax.get_legend()
-    blocked = markers + ([legend.get_window_extent(renderer)] if legend is not None else [])
+    legend_box = [legend.get_window_extent(renderer)] if legend is not None else []
     frame = ax.bbox
     angles = np.radians([0, 180, 30, -30, 150, -150, 60, -60, 120, -120, 90, -90, 15, -15, 165, -165])
     gap = 1.5 * pt
@@ -95,7 +95,9 @@ def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> list:
                 centre = (anchor[0] + reach * np.cos(a) * (w / 2 + marker + gap),
                           anchor[1] + reach * np.sin(a) * (h / 2 + marker + gap))
                 box = Bbox.from_bounds(centre[0] - w / 2, centre[1] - h / 2, w, h)
-                cost = sum(_overlap(box, b) for b in blocked + boxes)
+                # Covering a point hides data: as bad as half a label's area, however small the overlap.
+                cost = sum(_overlap(box, b) for b in legend_box + boxes)
+                cost += sum(w * h / 2 for b in markers if box.overlaps(b))
                 cost += sum(w * h / 4 for seg in leaders if _crosses_box(seg, box))
                 if not (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1):
                     cost += w * h

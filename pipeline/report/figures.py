@@ -17,8 +17,9 @@ KINDS = ("scatter",)
 WIDTH_IN = 5.0
 # Printed at its drawn size (8 pt text stays 8 pt): WIDTH_IN of the 6.9 in text column.
 WIDTH_PCT = 72
-# Where a logit accuracy axis may put its ticks: round percentages, denser towards 100%.
-LOGIT_TICKS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.992, 0.994, 0.996, 0.998, 0.999)
+# Where a logit accuracy axis may put its ticks: round percentages, denser towards 0% and 100%.
+LOGIT_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.96, 0.97,
+               0.98, 0.985, 0.99, 0.992, 0.994, 0.995, 0.996, 0.998, 0.999)
 KEYS = {"id", "kind", "tables", "x", "y", "caption", "width_pct"}
 
 
@@ -58,6 +59,7 @@ def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
         ys += list(scale * t[y])
         labels += list(t["variant"])
     log_x(ax)
+    ax.margins(x=0.08)  # room for the labels of the smallest and largest variants
     ax.set_xlabel(f"{metric_name(x)} (log scale)")
     if logit:
         _percent_logit(ax, ys)
@@ -74,9 +76,8 @@ def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
 
 def _percent_logit(ax, values) -> None:
     """A logit y axis over rates in (0, 1), ticked at round percentages."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
     import numpy as np
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
     from scipy.special import expit, logit
 
     v = logit(np.clip(np.asarray(values, dtype=float), 1e-4, 1 - 1e-4))
@@ -84,7 +85,12 @@ def _percent_logit(ax, values) -> None:
     lo, hi = expit(v.min() - pad), expit(v.max() + pad)
     ax.set_yscale("logit")
     ax.set_ylim(lo, hi)
-    ticks = [t for t in LOGIT_TICKS if lo <= t <= hi]
+    # At most about nine ticks, evenly spread on the axis: drop a candidate too close to the last one kept.
+    step = (logit(hi) - logit(lo)) / 9
+    ticks: list[float] = []
+    for t in LOGIT_TICKS:
+        if lo <= t <= hi and (not ticks or logit(t) - logit(ticks[-1]) >= step):
+            ticks.append(t)
     ax.yaxis.set_major_locator(FixedLocator(ticks))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}"))
