@@ -5,6 +5,7 @@ import base64
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 from pipeline.aggregate.style import HALF, label_points, log_x, plt
@@ -21,33 +22,53 @@ CNN = pd.DataFrame({
 })
 VIT = pd.DataFrame({"variant": ["tiny", "small", "large", "patch14"], "params": [30000, 140000, 470000, 150000],
                     "test_acc": [.96, .9809, .9843, .9826], "test_acc_std": [.001] * 4})
+VIT_SMOKE = VIT.assign(test_acc=[.104, .266, .158, .358])
 
 
 def _boxes(ax, texts):
+    """The labels' own text boxes (an Annotation's window extent would include its leader line)."""
     renderer = ax.figure.canvas.get_renderer()
-    return [t.get_window_extent(renderer) for t in texts]
+    return [Text.get_window_extent(t, renderer) for t in texts]
 
 
-def test_crowded_labels_overlap_no_label_no_marker_and_stay_inside_the_axes():
-    fig, ax = plt.subplots(figsize=(HALF, 2.5))
-    ax.errorbar(CNN["params"], 100 * CNN["test_acc"], yerr=100 * CNN["test_acc_std"], fmt="o")
-    log_x(ax)
-    texts = label_points(ax, list(CNN["params"]), list(100 * CNN["test_acc"]), list(CNN["variant"]))
-    fig.canvas.draw()
+# A smoke build's CNN accuracies: three variants crowd the right edge of the plot.
+SMOKE = CNN.assign(test_acc=[.374, .246, .182, .186, .55, .556, .452, .586, .086, .192, .582, .18, .536])
+
+
+def _check_readable(ax, texts, points) -> None:
+    """No two labels overlap, no label covers a point (x, y in data coordinates), all lie inside the axes."""
+    ax.figure.canvas.draw()
     boxes = _boxes(ax, texts)
-    assert [t.get_text() for t in texts] == list(CNN["variant"])
     for i, a in enumerate(boxes):
         for j, b in enumerate(boxes[:i]):
             assert not a.overlaps(b), f"labels {texts[i].get_text()} and {texts[j].get_text()} overlap"
-    pt = fig.dpi / 72
-    for (x, y), name in zip(ax.transData.transform(np.column_stack([CNN["params"], 100 * CNN["test_acc"]])),
-                            CNN["variant"]):
+    pt = ax.figure.dpi / 72
+    for (x, y), name in zip(ax.transData.transform(np.asarray(points, dtype=float)), [t.get_text() for t in texts]):
         marker = Bbox.from_bounds(x - 2 * pt, y - 2 * pt, 4 * pt, 4 * pt)
         covering = [t.get_text() for t, b in zip(texts, boxes) if b.overlaps(marker)]
         assert not covering, f"label(s) {covering} cover the point of {name}"
     frame = ax.bbox
     for t, b in zip(texts, boxes):
         assert frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1, t.get_text()
+
+
+@pytest.mark.parametrize("table", [CNN, SMOKE], ids=["default", "smoke"])
+def test_crowded_labels_overlap_no_label_no_marker_and_stay_inside_the_axes(table):
+    fig, ax = plt.subplots(figsize=(HALF, 2.5))
+    ax.errorbar(table["params"], 100 * table["test_acc"], yerr=100 * table["test_acc_std"], fmt="o")
+    log_x(ax)
+    texts = label_points(ax, list(table["params"]), list(100 * table["test_acc"]), list(table["variant"]))
+    assert [t.get_text() for t in texts] == list(table["variant"])
+    _check_readable(ax, texts, np.column_stack([table["params"], 100 * table["test_acc"]]))
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("cnn, vit", [(CNN, VIT), (SMOKE, VIT_SMOKE)], ids=["default", "smoke"])
+def test_the_cnn_vs_vit_scatter_is_readable(cnn, vit):
+    fig, ax, texts = figures.scatter_figure({"cnn": cnn, "vit": vit}, "params", "test_acc")
+    both = pd.concat([cnn, vit])
+    assert [t.get_text() for t in texts] == list(both["variant"])
+    _check_readable(ax, texts, np.column_stack([both["params"], both["test_acc"]]))
     plt.close(fig)
 
 

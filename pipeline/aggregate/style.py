@@ -73,7 +73,8 @@ def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> list:
     legend = ax.get_legend()
     legend_box = [legend.get_window_extent(renderer)] if legend is not None else []
     frame = ax.bbox
-    angles = np.radians([0, 180, 30, -30, 150, -150, 60, -60, 120, -120, 90, -90, 15, -15, 165, -165])
+    angles = np.radians([0, 180, 30, -30, 150, -150, 60, -60, 120, -120, 90, -90, 15, -15, 165, -165, 45, -45, 135,
+                         -135, 75, -75, 105, -105])
     gap = 1.5 * pt
     sizes = []
     for label, x, y in zip(labels, xs, ys):
@@ -89,7 +90,7 @@ def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> list:
         leaders = [(tuple(anchors[j]), p[0]) for j, p in placed.items() if j != i and p[1] > 1]
         others = boxes + markers[:i] + markers[i + 1:]
         best = None
-        for reach in (1.0, 1.7, 2.6, 3.8):
+        for reach in (1.0, 1.4, 1.9, 2.6, 3.6, 5.0):
             for a in angles:
                 # An ellipse shaped like the label: at reach 1 the label's edge just clears the marker.
                 centre = (anchor[0] + reach * np.cos(a) * (w / 2 + marker + gap),

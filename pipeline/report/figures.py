@@ -45,6 +45,17 @@ def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
 
     An accuracy goes on a logit axis (labelled in %): near 100% it spreads the variants that a linear axis would
     press into one band under a weaker family's points, which leaves their labels no room."""
+    from ..aggregate.style import plt
+
+    fig, _, _ = scatter_figure(tables, x, y)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def scatter_figure(tables: dict[str, pd.DataFrame], x: str, y: str):
+    """The figure behind `scatter`: (figure, axes, the point labels)."""
     from ..aggregate.style import errorbar, label_points, log_x, plt
 
     logit = is_rate(y) and not lower_is_better(y)
@@ -67,11 +78,8 @@ def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
     else:
         ax.set_ylabel(metric_name(y) + (" (%)" if is_rate(y) else ""))
     ax.legend(frameon=False)
-    label_points(ax, xs, ys, labels)  # after the legend, which the labels then keep clear of
-    buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+    texts = label_points(ax, xs, ys, labels)  # after the legend, which the labels then keep clear of
+    return fig, ax, texts
 
 
 def _percent_logit(ax, values) -> None:
