@@ -46,7 +46,9 @@ def unlock_command(argv: list[str]) -> str:
             args[0] = os.path.relpath(args[0])
         except ValueError:
             pass
-    return shlex.join(args + ["--unlock"])
+    # After a `--` every word is a target, so --unlock must come before it.
+    at = args.index("--") if "--" in args else len(args)
+    return shlex.join(args[:at] + ["--unlock"] + args[at:])
 
 
 def lock_message(argv: list[str], workdir: Path | None = None) -> str:

@@ -229,17 +229,18 @@ def test_dry_run_keeps_snakemakes_own_output(tmp_path):
     assert "Job stats:" in proc.stdout + proc.stderr  # what `snakemake -n` users and tests read
 
 
-def test_stale_lock_is_explained_in_one_line_with_the_fix(tmp_path):
+@pytest.mark.parametrize("targets", [(), ("--", "reports/hw2.pdf")], ids=["all", "after --"])
+def test_stale_lock_is_explained_in_one_line_with_the_fix(tmp_path, targets):
     locks = tmp_path / ".snakemake" / "locks"
     locks.mkdir(parents=True)
     # What a build killed with SIGKILL leaves behind: its lock files, and no Snakemake process.
     (locks / "0.output.lock").write_text("reports/hw2.pdf\n")
-    proc = _snakemake(tmp_path, "--logger", "dflbench")
+    proc = _snakemake(tmp_path, "--logger", "dflbench", *targets)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0
     line = next((l for l in text.splitlines() if l.startswith("Stale lock:")), None)
     assert line is not None, text
-    assert f"no other Snakemake is running in {tmp_path}" in line and "--unlock`" in line
+    assert f"no other Snakemake is running in {tmp_path}" in line and "--unlock" in line.split("`")[1]
     assert "--logger" not in line.split("`")[1]  # the fix is the same command without the console
     fix = subprocess.run(line.split("`")[1], shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert fix.returncode == 0, fix.stderr
