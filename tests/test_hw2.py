@@ -172,3 +172,22 @@ def test_hw2_g2p_and_conv_numbers_come_from_results(hw2_pdf, smoke_workflow):
     conv = json.loads((smoke_workflow / "results" / "analysis" / "conv_matrix.json").read_text())
     assert "[" + ", ".join(map(str, conv["example"]["torch_conv2d"])) + "]" in text
     assert f"{conv['conv_vs_torch']['max_abs_diff']:.1e}" in text
+
+
+def _rate_row(val_acc: list[float], lr: float = 1e-5) -> pd.Series:
+    from pipeline.aggregate.lr_study import _curve_summary
+    n = len(val_acc)
+    h = pd.DataFrame({"epoch": range(1, n + 1), "val_acc": val_acc, "train_loss": [1.0 / (e + 1) for e in range(n)]})
+    return pd.Series({**_curve_summary(h), "lr": lr, "test_acc": val_acc[-1]})
+
+
+def test_a_curve_still_rising_is_not_called_levelled_off_for_a_small_last_step():
+    from pipeline.report.hw2 import _behaviour
+    # The default build's lr 1e-5: +0.33 pp per epoch over its last 6 epochs, only +0.18 pp in the last one.
+    rising = [0.70 + 0.005 * e for e in range(14)] + [0.7719, 0.7839, 0.7861, 0.7927, 0.7945, 0.7963]
+    text = _behaviour(_rate_row(rising))
+    assert "still improving after 20 epochs" in text and "per epoch over the last 6 epochs" in text, text
+    # A flat curve whose last epoch jumps by 0.9 pp (the noise of 5,000 validation images) has levelled off.
+    flat = [0.88 + 0.01 * min(e, 10) / 10 for e in range(14)] + [0.8973, 0.8936, 0.8929, 0.893, 0.8903, 0.8993]
+    text = _behaviour(_rate_row(flat, lr=1e-2))
+    assert "has levelled off" in text, text

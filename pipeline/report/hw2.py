@@ -58,8 +58,9 @@ CHANCE_MARGIN = 0.15
 EXACT = 1e-9
 # A first-layer map active on fewer pixels than this is called weak.
 WEAK_MAP = 0.02
-# A last-epoch validation gain above this (fraction) counts as "still improving".
-STILL_IMPROVING = 0.002
+# A validation accuracy rising faster than this (fraction per epoch, least squares over the last quarter of the
+# epochs) counts as "still improving".
+STILL_IMPROVING = 0.001
 
 
 # ---------------------------------------------------------------------------------------------------- question 1
@@ -135,12 +136,13 @@ def _behaviour(r: pd.Series) -> str:
                 f"training loss {r['first_train_loss']:.3f} in the first epoch and {r['final_train_loss']:.3f} in the "
                 f"last (ln {n_classes()} = {math.log(n_classes()):.3f} is the loss of a uniform guess)")
     epochs = int(r["epochs_run"])
-    if r["last_epoch_val_gain"] > STILL_IMPROVING:
-        return (f"{name} is still improving after {plural(epochs, 'epoch')} (validation accuracy "
-                f"{pp(r['last_epoch_val_gain'])} in the last epoch; training loss {r['final_train_loss']:.3f})")
-    return (f"{name} has levelled off: best validation accuracy {pct(r['best_val_acc'])} at epoch "
-            f"{r['best_epoch']:.0f} of {epochs}, {pp(r['last_epoch_val_gain'])} in the last epoch "
-            f"(training loss {r['final_train_loss']:.3f})")
+    trend = (f"validation accuracy {pp(r['recent_val_slope'])} per epoch over the last "
+             f"{int(r['recent_epochs'])} epochs, least squares")
+    if r["recent_val_slope"] > STILL_IMPROVING:
+        return (f"{name} is still improving after {plural(epochs, 'epoch')} ({trend}; training loss "
+                f"{r['final_train_loss']:.3f})")
+    return (f"{name} has levelled off ({trend}): best validation accuracy {pct(r['best_val_acc'])} at epoch "
+            f"{r['best_epoch']:.0f} of {epochs} (training loss {r['final_train_loss']:.3f})")
 
 
 def describe_architecture(model: torch.nn.Module) -> str:
