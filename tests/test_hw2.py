@@ -191,3 +191,8 @@ def test_a_curve_still_rising_is_not_called_levelled_off_for_a_small_last_step()
     flat = [0.88 + 0.01 * min(e, 10) / 10 for e in range(14)] + [0.8973, 0.8936, 0.8929, 0.893, 0.8903, 0.8993]
     text = _behaviour(_rate_row(flat, lr=1e-2))
     assert "has levelled off" in text, text
+
+
+def test_a_best_epoch_averaged_over_seeds_prints_with_at_most_one_decimal():
+    from pipeline.report.hw2 import mean_epoch
+    assert [mean_epoch(x) for x in (19.0, 53 / 3, 12.25)] == ["19", "17.7", "12.2"]

@@ -145,6 +145,11 @@ def _behaviour(r: pd.Series) -> str:
             f"{r['best_epoch']:.0f} of {epochs} (training loss {r['final_train_loss']:.3f})")
 
 
+def mean_epoch(x: float) -> str:
+    """An epoch averaged over seeds: whole where the seeds agree, else to one decimal (not 17.66667)."""
+    return f"{round(float(x), 1):g}"
+
+
 def describe_architecture(model: torch.nn.Module) -> str:
     """The layer sequence of the reference network, read from the module itself so the text cannot drift."""
     parts = []
@@ -224,7 +229,7 @@ def question2(t: pd.DataFrame, activations: dict, params: dict) -> dict:
         "Learning rate": t["lr"].map(rate_label),
         "Train loss, first → last epoch": [f"{r['first_train_loss']:.3f} → {r['final_train_loss']:.3f}"
                                            for _, r in t.iterrows()],
-        "Best val. acc. (%) [epoch]": [f"{mean_std(r, 'best_val_acc')} [{r['best_epoch']:g}]"
+        "Best val. acc. (%) [epoch]": [f"{mean_std(r, 'best_val_acc')} [{mean_epoch(r['best_epoch'])}]"
                                        for _, r in t.iterrows()],
         "Val. acc. (%)": [mean_std(r, "val_acc") for _, r in t.iterrows()],
         "Test acc. (%)": [mean_std(r, "test_acc") for _, r in t.iterrows()],
