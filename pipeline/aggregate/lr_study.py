@@ -39,7 +39,7 @@ def _curve_summary(h: pd.DataFrame) -> dict:
     slope = float(np.polyfit(np.arange(len(tail)), tail, 1)[0]) if len(tail) > 1 else float("nan")
     return {"final_train_loss": float(h["train_loss"].iloc[-1]), "first_train_loss": float(h["train_loss"].iloc[0]),
             "best_val_acc": float(h["val_acc"].max()), "best_epoch": int(h["epoch"].iloc[best]),
-            "recent_val_slope": slope, "recent_epochs": recent + 1 if len(tail) > 1 else 0,
+            "recent_val_slope": slope, "recent_epochs": len(tail) if len(tail) > 1 else 0,
             "epochs_run": int(len(h))}
 
 

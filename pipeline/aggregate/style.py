@@ -120,10 +120,10 @@ def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> list:
         placed[i] = place(i)
     for _ in range(3):
         stuck = [i for i in order if placed[i][3] > 0]
-        for i in stuck:
-            placed[i] = min(placed[i], place(i), key=lambda p: p[3])
         if not stuck:
             break
+        for i in stuck:  # its current spot is among the candidates, so this never makes it worse
+            placed[i] = place(i)
     texts = []
     for i in range(len(labels)):
         centre, reach, _, _ = placed[i]
@@ -136,7 +136,9 @@ def label_points(ax, xs, ys, labels, fontsize: float = 6.5) -> list:
 
 def _overlap(a, b) -> float:
     """Area shared by two display-space boxes."""
-    return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    from matplotlib.transforms import Bbox
+    shared = Bbox.intersection(a, b)
+    return shared.width * shared.height if shared is not None else 0.0
 
 
 def _crosses(s, t) -> bool:
@@ -147,7 +149,8 @@ def _crosses(s, t) -> bool:
 
 
 def _crosses_box(s, box) -> bool:
-    """Whether segment s passes through box (its part inside neither end's own label: ends are centres)."""
+    """Whether segment s crosses an edge of box. A leader runs from its point to its label's centre; its own label's
+    box is never among those tested."""
     corners = [(box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1)]
     return any(_crosses(s, (corners[k], corners[(k + 1) % 4])) for k in range(4))
 

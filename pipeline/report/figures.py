@@ -59,7 +59,7 @@ def scatter_figure(tables: dict[str, pd.DataFrame], x: str, y: str):
     from ..aggregate.style import errorbar, label_points, log_x, plt
 
     logit = is_rate(y) and not lower_is_better(y)
-    scale = 1 if logit else 100 if is_rate(y) else 1
+    scale = 100 if is_rate(y) and not logit else 1
     # Wider than a half-column figure: two families' variants share one axis and each point carries a label.
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.6))
     xs, ys, labels = [], [], []
