@@ -141,8 +141,8 @@ def _behaviour(r: pd.Series) -> str:
     if r["recent_val_slope"] > STILL_IMPROVING:
         return (f"{name} is still improving after {plural(epochs, 'epoch')} ({trend}; training loss "
                 f"{r['final_train_loss']:.3f})")
-    return (f"{name} has levelled off ({trend}): best validation accuracy {pct(r['best_val_acc'])} at epoch "
-            f"{mean_epoch(r['best_epoch'])} of {epochs} (training loss {r['final_train_loss']:.3f})")
+    return (f"{name} has levelled off ({trend}): best validation accuracy {pct(r['best_val_acc'])}, reached on "
+            f"average at epoch {mean_epoch(r['best_epoch'])} of {epochs} (training loss {r['final_train_loss']:.3f})")
 
 
 def mean_epoch(x: float) -> str:
