@@ -8,6 +8,7 @@ import pytest
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
+from pipeline.aggregate import style
 from pipeline.aggregate.style import HALF, label_points, log_x, plt
 from pipeline.report import figures
 
@@ -100,3 +101,33 @@ def test_an_accuracy_gets_a_logit_axis_ticked_in_percent(y, scale):
         assert ">99<" in svg and ">96<" in svg
     else:
         assert "logit" not in svg
+
+
+@pytest.mark.parametrize("figure, expected", [("cnn", ["20k", "50k", "100k", "200k"]),
+                                              ("cnn_vs_vit", ["20k", "50k", "100k", "200k", "500k"])])
+def test_a_size_axis_of_one_or_two_decades_is_labelled_at_round_numbers(figure, expected):
+    """The default build's CNN and ViT sizes span 20k-455k parameters: powers of ten alone labelled that axis once
+    ("10^5"), so no point's size could be read off it."""
+    if figure == "cnn":
+        fig, ax = plt.subplots(figsize=(HALF, 2.5))
+        ax.plot(CNN["params"], 100 * CNN["test_acc"], "o")
+        log_x(ax)
+    else:
+        fig, ax, _ = figures.scatter_figure({"cnn": CNN, "vit": VIT}, "params", "test_acc")
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    shown = [(t.get_position()[0], t.get_text()) for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi]
+    assert [text for _, text in shown] == expected
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[:i])
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("lo, hi, expected", [
+    (15e3, 6e5, [2e4, 5e4, 1e5, 2e5, 5e5]),           # one to two decades: 1, 2, 5
+    (1, 1e6, [1, 10, 100, 1e3, 1e4, 1e5, 1e6]),       # more than eight of those: powers of ten
+    (3e4, 4.5e4, [3e4, 4e4]),                         # under two: every digit
+])
+def test_round_log_ticks(lo, hi, expected):
+    assert style.round_log_ticks(lo, hi) == pytest.approx(expected)
+    assert [style.compact_number(v) for v in (2e4, 1.5e6, 0.5, 512)] == ["20k", "1.5M", "0.5", "512"]

@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import Locator  # noqa: E402
 
 HALF = 3.3   # inches: one of two side-by-side figures on an A4 page with 15 mm margins
 FULL = 6.9
@@ -38,11 +39,46 @@ def errorbar(ax, x, mean, std, **kw):
 
 
 def log_x(ax) -> None:
-    """Log x axis with labelled major ticks only (minor labels collide at these widths)."""
-    from matplotlib.ticker import LogLocator, NullFormatter
+    """Log x axis labelled at round numbers in compact form (20k, 100k, 1M; `round_log_ticks`): the variants' sizes
+    span one or two decades, where powers of ten alone gave a 20k-450k axis a single label. The ticks are chosen when
+    the axis is drawn, so limits set later count."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_major_locator(RoundLogLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact_number(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def compact_number(v: float) -> str:
+    """20000 -> '20k', 1500000 -> '1.5M', 0.5 -> '0.5'."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{suffix}"
+    return f"{v:g}"
+
+
+def round_log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks in [lo, hi] (lo > 0) at 1, 2 and 5 times a power of ten; at powers of ten alone where those would be more
+    than eight, at every digit where fewer than two."""
+    import math
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+
+    def at(mantissas):
+        return [m * 10.0 ** d for d in decades for m in mantissas if lo <= m * 10.0 ** d <= hi]
+
+    ticks = at((1, 2, 5))
+    return at((1,)) if len(ticks) > 8 else at(range(1, 10)) if len(ticks) < 2 else ticks
+
+
+class RoundLogLocator(Locator):
+    """`round_log_ticks` over the axis's current view."""
+
+    def __call__(self):
+        return self.tick_values(*self.axis.get_view_interval())
+
+    def tick_values(self, vmin, vmax):
+        lo, hi = sorted((vmin, vmax))
+        return round_log_ticks(max(lo, 1e-300), hi) if hi > 0 else []
 
 
 def integer_x(ax) -> None:

@@ -14,9 +14,9 @@ from .findings import is_rate, lower_is_better, metric_name
 from .render import ReportError
 
 KINDS = ("scatter",)
-WIDTH_IN = 5.0
-# Printed at its drawn size (8 pt text stays 8 pt): WIDTH_IN of the 6.9 in text column.
-WIDTH_PCT = 72
+# Drawn as wide as the text column (aggregate.style.FULL) and printed at that size, so 8 pt text stays 8 pt: two
+# families' variants share one axis and each point carries a label, which at 5 in wide crowded one another.
+HEIGHT_IN = 3.2
 # Where a logit accuracy axis may put its ticks: round percentages, denser towards 0% and 100%.
 LOGIT_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.96, 0.97,
                0.98, 0.985, 0.99, 0.992, 0.994, 0.995, 0.996, 0.998, 0.999)
@@ -56,12 +56,11 @@ def scatter(tables: dict[str, pd.DataFrame], x: str, y: str) -> str:
 
 def scatter_figure(tables: dict[str, pd.DataFrame], x: str, y: str):
     """The figure behind `scatter`: (figure, axes, the point labels)."""
-    from ..aggregate.style import errorbar, label_points, log_x, plt
+    from ..aggregate.style import FULL, errorbar, label_points, log_x, plt
 
     logit = is_rate(y) and not lower_is_better(y)
     scale = 100 if is_rate(y) and not logit else 1
-    # Wider than a half-column figure: two families' variants share one axis and each point carries a label.
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.6))
+    fig, ax = plt.subplots(figsize=(FULL, HEIGHT_IN))
     xs, ys, labels = [], [], []
     for i, (fam, t) in enumerate(tables.items()):
         std = t[f"{y}_std"] if f"{y}_std" in t.columns else [float("nan")] * len(t)
@@ -107,5 +106,5 @@ def _percent_logit(ax, values) -> None:
 def draw(entries: list[dict], tables: dict[str, pd.DataFrame]) -> dict[str, dict]:
     return {e["id"]: {"src": scatter({t: tables[t] for t in e["tables"]}, e["x"], e["y"]),
                       "caption": e.get("caption") or f"{metric_name(e['y'])} against {metric_name(e['x'])}.",
-                      "width_pct": e.get("width_pct", WIDTH_PCT)}
+                      "width_pct": e.get("width_pct", 100)}
             for e in entries}
