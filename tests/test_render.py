@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 pypdf = pytest.importorskip("pypdf")
@@ -17,7 +18,7 @@ pytest.importorskip("weasyprint")
 
 from pipeline.report import PageLimitError, ReportError, render_report  # noqa: E402
 from pipeline.report import fit, provenance  # noqa: E402
-from pipeline.report.render import format_value, make_environment  # noqa: E402
+from pipeline.report.render import format_value, make_environment, per_variant  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report_fixture"
 NAME = "fixture"
@@ -241,3 +242,14 @@ def test_previews_are_skipped_with_a_warning_without_pdftoppm(monkeypatch, tmp_p
     monkeypatch.setattr(render_mod.shutil, "which", lambda exe: None)
     assert render_mod.write_previews(tmp_path / "x.pdf", tmp_path / "preview", "x") == []
     assert "pdftoppm not found" in caplog.text
+
+
+def test_the_appendix_table_leaves_out_std_rows_that_say_nothing():
+    """A parameter count's std over seeds is always zero, and a single-seed build's are all missing: such rows
+    doubled the appendix tables. A std that varies is kept, even where one variant's is zero."""
+    df = pd.DataFrame({"variant": ["a", "b"], "n_seeds": [3, 3], "params": [10, 20], "params_std": [0.0, 0.0],
+                       "test_acc": [0.9, 0.8], "test_acc_std": [0.0, 0.01], "wall_std": [float("nan")] * 2})
+    t = per_variant(df)
+    assert list(t.index) == ["n_seeds", "params", "test_acc", "test_acc_std"]
+    assert list(t.columns) == ["a", "b"]
+    assert t.loc["test_acc_std", "b"] == 0.01

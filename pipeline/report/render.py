@@ -206,8 +206,10 @@ def table_model(data: Any, columns: Any = None, formats: dict | None = None, bol
 
 def per_variant(df: Any) -> Any:
     """An aggregated table turned on its side: one column per variant, a row per table column. Wide tables (dozens of
-    columns, few variants) then fit the page width."""
-    return df.set_index("variant").T.rename_axis("column")
+    columns, few variants) then fit the page width. A `_std` column that is zero or missing for every variant (a
+    parameter count, or any column of a single-seed build) says nothing and is left out: it doubled the rows."""
+    empty = [c for c in df.columns if c.endswith("_std") and not (df[c].fillna(0) != 0).any()]
+    return df.drop(columns=empty).set_index("variant").T.rename_axis("column")
 
 
 def _is_number(v: Any) -> bool:
