@@ -70,7 +70,7 @@ def beam_figure(table: pd.DataFrame, path: Path) -> None:
     for i, (_, r) in enumerate(table.iterrows()):
         for metric, marker, ls in (("wer", "o", "-"), ("per", "s", "--")):
             mean = [100 * r[f"test_{metric}_beam{k}"] for k in beams]
-            std = [100 * np.nan_to_num(r.get(f"test_{metric}_beam{k}_std", np.nan)) for k in beams]
+            std = [100 * r.get(f"test_{metric}_beam{k}_std", np.nan) for k in beams]   # NaN: no bar
             ax.errorbar(beams, mean, yerr=std, marker=marker, ls=ls, color=f"C{i}", capsize=2, markersize=3,
                         label=f"{_label(r['variant'])}: {metric.upper()}")
     ax.set_xscale("log")

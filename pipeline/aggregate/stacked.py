@@ -18,7 +18,7 @@ def figures(cfg: dict, runs, table, out: Path) -> None:
     for ax, prefix, title in ((axes[0], "", "all labels"), (axes[1], "few_", "few labels")):
         for i, (key, label) in enumerate(CONDITIONS):
             col = prefix + key
-            std = np.nan_to_num(table[f"{col}_std"].to_numpy(float), nan=0.0)
+            std = table[f"{col}_std"].to_numpy(float)   # NaN for a single seed: no bar (style.errorbar)
             ax.bar(x + (i - 1) * width, 100 * table[col], width, yerr=100 * std, capsize=2, label=label)
         n = int(table["n_labels_few"].iloc[0]) if prefix else int(table["n_labels"].iloc[0])
         ax.set_title(f"{title} ({n:,} labelled images)")

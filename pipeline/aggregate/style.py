@@ -32,10 +32,10 @@ def save(fig, path: Path, dpi: int = 200) -> Path:
 
 
 def errorbar(ax, x, mean, std, **kw):
-    """Mean with the seed spread as error bars (no bars where there is a single seed)."""
+    """Mean with the seed spread as error bars. A single seed's std is missing and stays NaN, which matplotlib
+    draws as no bar at all: as a zero it drew caps, a spread of zero that was never measured."""
     import numpy as np
-    std = np.nan_to_num(np.asarray(std, dtype=float), nan=0.0)
-    return ax.errorbar(x, mean, yerr=std, capsize=2, **kw)
+    return ax.errorbar(x, mean, yerr=np.asarray(std, dtype=float), capsize=2, **kw)
 
 
 def log_x(ax) -> None:
