@@ -13,7 +13,9 @@ ETA model: each job has an expected cost (seconds of wall time). For a training 
 The remaining time is a greedy schedule of the pending jobs over the parallel slots (cores / threads per run),
 after the running jobs' expected remainders. Measured costs are scaled by the ratio actual/expected that this build's
 runs with measured costs show (a busy machine or a slower CPU moves all runs alike); an estimated cost by the ratio
-of its own family's runs, since an estimate's error (or a family's new code) says nothing about the other families.
+of its own family's runs, since an estimate's error (or a family's new code) says nothing about the other families,
+and until one has finished by that of all estimated runs (1 before any): the measured runs' ratio compares this
+build with the cached one, not with the estimate.
 """
 from __future__ import annotations
 
@@ -356,13 +358,14 @@ class Build:
         found = self._ratio(True, None, measured_only=any_measured)
         return 1.0 if found is None else found
 
-    def _ratio(self, train: bool, family: str | None, measured_only: bool = False) -> float | None:
+    def _ratio(self, train: bool, family: str | None, measured_only: bool = False,
+               estimated_only: bool = False) -> float | None:
         now = self.clock()
         kind = [j for j in self.jobs.values() if (j.rule == "train") == train and j.rule != "all" and not j.failed]
         if family is not None:
             kind = [j for j in kind if j.wildcards.get("family") == family]
-        if measured_only:
-            kind = [j for j in kind if j.measured]
+        if measured_only or estimated_only:
+            kind = [j for j in kind if j.measured == measured_only]
         # The last RECENT finished jobs, and running ones already past their expected cost: on a shared machine
         # the load changes within a build, and a slow-down shows before any job ends.
         done = sorted((j for j in kind if j.finished is not None), key=lambda j: j.finished)[-self.RECENT:]
@@ -375,16 +378,23 @@ class Build:
 
     def _run_ratios(self, machine: float):
         """(family, measured) -> the ratio that scales one run's expected cost: the machine's for a measured cost,
-        its family's for an estimated one (the machine's until a run of that family has shown how far off the
-        estimate is). Each family's ratio is computed once per call of eta."""
+        its family's for an estimated one; until a run of that family has finished, that of the estimated runs of
+        any family, and 1 until one of those has. The machine's ratio compares this build with the one whose costs
+        were cached (a VM that ran at a third of its speed that day gave 0.36), which says nothing about how far
+        off a profile estimate is. Each ratio is computed once per call of eta."""
         own: dict[str, float | None] = {}
+        estimated: list[float | None] = []
 
         def ratio(family: str | None, measured: bool) -> float:
             if measured or family is None:
                 return machine
             if family not in own:
                 own[family] = self._ratio(True, family)
-            return machine if own[family] is None else own[family]
+            if own[family] is not None:
+                return own[family]
+            if not estimated:
+                estimated.append(self._ratio(True, None, estimated_only=True))
+            return 1.0 if estimated[0] is None else estimated[0]
         return ratio
 
     def eta(self) -> tuple[float, str]:

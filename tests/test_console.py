@@ -58,17 +58,21 @@ def test_eta_uses_earlier_costs_over_two_slots_and_follows_a_slower_machine(tmp_
                               "runs_total": 4, "jobs_done": 2, "jobs_total": 4}
 
 
-def test_a_family_with_new_code_or_settings_does_not_rescale_the_others(tmp_path):
-    """G2P's new code made its runs twice as fast: its cached costs no longer apply, and its runs finishing early
-    must not halve the ETA of the families whose costs were measured (a 28-minute ETA for a 50-minute build)."""
+def _cnn_and_g2p(tmp_path):
+    """A smoke build of two CNN and two G2P runs on a fake clock: (cfg, clock, build, g2p runs, cnn runs)."""
     cfg = config.load("smoke")
     cfg = {**cfg, "results_dir": str(tmp_path / "results"),
            "families": {f: cfg["families"][f] for f in ("cnn", "g2p")}}
     clock = Clock()
     runs = list(config.runs(cfg))
-    g2p = [r for r in runs if r[0] == "g2p"][:2]
-    cnn = [r for r in runs if r[0] == "cnn"][:2]
     build = Build(cfg=cfg, cores=2, clock=clock, cache=_cache(tmp_path))
+    return cfg, clock, build, [r for r in runs if r[0] == "g2p"][:2], [r for r in runs if r[0] == "cnn"][:2]
+
+
+def test_a_family_with_new_code_or_settings_does_not_rescale_the_others(tmp_path):
+    """G2P's new code made its runs twice as fast: its cached costs no longer apply, and its runs finishing early
+    must not halve the ETA of the families whose costs were measured (a 28-minute ETA for a 50-minute build)."""
+    cfg, clock, build, g2p, cnn = _cnn_and_g2p(tmp_path)
     build.cache.earlier = {"smoke": {**{build.cost_key("train", {"family": f, "variant": v}): [100.0]
                                         for f, v, _ in cnn},
                                      # what G2P cost before its code changed: another key
@@ -89,6 +93,35 @@ def test_a_family_with_new_code_or_settings_does_not_rescale_the_others(tmp_path
     assert build.ratio() == 1.0  # no run with a measured cost has finished: the machine is as fast as before
     left, _ = build.eta()
     assert left == pytest.approx(100.0)  # the two CNN runs keep their measured 100 s each, in parallel
+
+
+def test_a_faster_machine_does_not_rescale_costs_that_were_never_measured(tmp_path):
+    """The mirror case, from a default build: G2P's costs were cached on a day the VM ran at a third of its speed,
+    so its runs now take 0.36x of them; scaling the session3 families' profile estimates (never measured) by that
+    ratio too gave a 16-minute ETA with 83 runs and about 35 minutes left."""
+    _, clock, build, g2p, cnn = _cnn_and_g2p(tmp_path)
+    build.cache.earlier = {"smoke": {build.cost_key("train", {"family": f, "variant": v}): [900.0]
+                                     for f, v, _ in g2p}}
+    cnn_estimate, measured = build.expected("train", {"family": "cnn", "variant": cnn[0][1]})
+    assert measured is False
+    build.plan({"train": 4, "total": 4})
+    for i, (f, v, s) in enumerate(g2p):
+        build.start(i, "train", {"family": f, "variant": v, "seed": s})
+    clock.t += 300.0
+    for i in range(2):
+        build.finish(i)
+    assert build.ratio() == pytest.approx(1 / 3)  # the machine against the day G2P's costs were measured
+    left, source = build.eta()
+    assert source == "estimated, corrected by finished runs"
+    # The two CNN runs in parallel at their own estimates: no run has shown how far off those are.
+    expected = max(build.expected("train", {"family": "cnn", "variant": v})[0] for _, v, _ in cnn)
+    assert left == pytest.approx(expected)
+    # Once an estimated run has finished, its ratio (actual / estimate) scales the other estimated runs.
+    build.start(2, "train", {"family": "cnn", "variant": cnn[0][1], "seed": cnn[0][2]})
+    clock.t += 2 * cnn_estimate
+    build.finish(2)
+    left, _ = build.eta()
+    assert left == pytest.approx(2 * build.expected("train", {"family": "cnn", "variant": cnn[1][1]})[0])
 
 
 def test_eta_without_earlier_runs_is_estimated_from_the_profile(tmp_path):
