@@ -43,7 +43,10 @@ def _from_argv(argv: list[str]) -> tuple[dict | None, Path]:
     workdir = Path(args.directory or ".").resolve()
     try:
         from pipeline import config as cfglib
-        return cfglib.load(configfiles=args.configfile or (), overrides=parse_config(args.config or [])), workdir
+        # command_line_values as in the Snakefile: `make report SEEDS=0` passes seeds=[0], which parse_config alone
+        # leaves as ['0']; the config then failed to load and the console costed every run at a flat 30 s.
+        overrides = cfglib.command_line_values(parse_config(args.config or []))
+        return cfglib.load(configfiles=args.configfile or (), overrides=overrides), workdir
     except Exception:
         return None, workdir
 

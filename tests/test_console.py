@@ -124,6 +124,20 @@ def test_a_faster_machine_does_not_rescale_costs_that_were_never_measured(tmp_pa
     assert left == pytest.approx(2 * build.expected("train", {"family": "cnn", "variant": cnn[1][1]})[0])
 
 
+@pytest.mark.parametrize("argv", [
+    ["--cores", "2", "--config", "profile=default", "seeds=[0]"],               # make report SEEDS=0
+    ["reports/hw2.pdf", "--cores", "2", "--config", "profile=smoke", "seeds=[0,1]"],
+])
+def test_the_console_reads_the_seeds_the_makefile_passes(argv):
+    """`make report SEEDS=0` passes `--config seeds=[0]`: read as ['0'] the configuration failed to load, and the
+    console costed every run at a flat 30 s (an ETA of 7 min for a build of 18) under cache keys no build reads."""
+    from snakemake_logger_plugin_dflbench import _from_argv
+    cfg, _ = _from_argv(argv)
+    assert cfg is not None
+    assert cfg["seeds"] == [int(v) for v in argv[-1].removeprefix("seeds=[").removesuffix("]").split(",")]
+    assert cfg["profile"] == argv[-2].removeprefix("profile=")
+
+
 def test_eta_without_earlier_runs_is_estimated_from_the_profile(tmp_path):
     cfg = config.load("smoke")
     build = Build(cfg={**cfg, "results_dir": str(tmp_path / "results")}, cores=2, cache=_cache(tmp_path))
