@@ -355,17 +355,18 @@ class Build:
         """The training runs' ratio over those with measured costs, or over all while no run has one."""
         any_measured = (any(j.measured for j in self.jobs.values() if j.rule == "train")
                         or any(m for _, m, _ in pending))
-        found = self._ratio(True, None, measured_only=any_measured)
+        found = self._ratio(True, None, measured=True if any_measured else None)
         return 1.0 if found is None else found
 
-    def _ratio(self, train: bool, family: str | None, measured_only: bool = False,
-               estimated_only: bool = False) -> float | None:
+    def _ratio(self, train: bool, family: str | None, measured: bool | None = None) -> float | None:
+        """actual / expected over the kind of job asked for; `measured` True or False keeps only the jobs whose
+        cost was measured before or only the estimated ones, None keeps both."""
         now = self.clock()
         kind = [j for j in self.jobs.values() if (j.rule == "train") == train and j.rule != "all" and not j.failed]
         if family is not None:
             kind = [j for j in kind if j.wildcards.get("family") == family]
-        if measured_only or estimated_only:
-            kind = [j for j in kind if j.measured == measured_only]
+        if measured is not None:
+            kind = [j for j in kind if j.measured == measured]
         # The last RECENT finished jobs, and running ones already past their expected cost: on a shared machine
         # the load changes within a build, and a slow-down shows before any job ends.
         done = sorted((j for j in kind if j.finished is not None), key=lambda j: j.finished)[-self.RECENT:]
@@ -393,7 +394,7 @@ class Build:
             if own[family] is not None:
                 return own[family]
             if not estimated:
-                estimated.append(self._ratio(True, None, estimated_only=True))
+                estimated.append(self._ratio(True, None, measured=False))
             return 1.0 if estimated[0] is None else estimated[0]
         return ratio
 
