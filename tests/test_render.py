@@ -18,9 +18,10 @@ pytest.importorskip("weasyprint")
 
 from pipeline.report import PageLimitError, ReportError, render_report  # noqa: E402
 from pipeline.report import fit, provenance  # noqa: E402
-from pipeline.report.render import format_value, make_environment, per_variant  # noqa: E402
+from pipeline.report.render import format_value, make_environment, per_variant, table_model  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report_fixture"
+REPO = Path(__file__).resolve().parents[1]
 NAME = "fixture"
 LIMIT = 2
 PROV = {"commit": "c0ffee1-dirty", "profile": "smoke", "date": "2025-01-02",
@@ -218,6 +219,21 @@ def test_table_macro_formats_and_aligns(tmp_path):
     with pytest.raises(ReportError, match=r"column\(s\) 'acc' not in the data \(has: model, nope, other\)"):
         tmpl.render(df=df.rename(columns={"acc": "nope"}))
     assert format_value(3) == "3" and format_value(0.123456) == "0.1235" and format_value("x", ".2f") == "x"
+
+
+def test_numbers_written_as_text_are_right_aligned_and_never_wrap():
+    # Report cells are strings ("98.74 ± 0.10"); as text they were left-aligned and wrapped after the "±", which
+    # doubled the height of the CNN and ViT tables in a 3-seed build.
+    df = pd.DataFrame({"Hidden layers": ["128", "256-64", "512-256-128"], "Params": ["101,770", "218,058", "567,434"],
+                       "Test acc. (%)": ["96.74 ± 0.04", "97.61 ± 0.03", "\u2014"], "Gap (pp)": ["+0.75", "-0.07", "+1.45"],
+                       "Change": ["defaults", "a, b", "c"]})
+    model = table_model(df)
+    kinds = {c["key"]: c["cls"] for c in model["columns"]}
+    assert kinds == {"Hidden layers": "", "Params": "num", "Test acc. (%)": "num", "Gap (pp)": "num", "Change": ""}
+    first = {c: cell["cls"] for c, cell in zip(df.columns, model["rows"][0])}
+    assert first["Test acc. (%)"] == "num" and first["Hidden layers"] == ""
+    assert "white-space: nowrap" in next(line for line in (REPO / "templates/_base/base.css").read_text().splitlines()
+                                         if line.startswith("td.num, th.num"))
 
 
 def test_provenance_reads_runs(tmp_path):

@@ -182,7 +182,10 @@ def table_model(data: Any, columns: Any = None, formats: dict | None = None, bol
     bold = bold or {}
     links = links or {}
     anchor_key, anchor_prefix = next(iter((anchors or {}).items()), (None, ""))
-    numeric = {k: any(_is_number(r.get(k)) for r in rows) for k, _ in pairs}
+    # A column is numeric if it holds a number, or if every cell is a number already written as text (most report
+    # cells are: "206,922", "98.74 ± 0.10"). A label column such as "128", "256-64" stays text.
+    numeric = {k: any(_is_number(r.get(k)) for r in rows)
+               or _all_numeric_text([r.get(k) for r in rows]) for k, _ in pairs}
     body, row_ids = [], []
     for r in rows:
         row_ids.append(f"{anchor_prefix}{r.get(anchor_key)}" if anchor_key else "")
@@ -192,7 +195,7 @@ def table_model(data: Any, columns: Any = None, formats: dict | None = None, bol
             cls = []
             if numeric[k]:
                 # Text in a numeric column (a transposed table's "change" row) may wrap; numbers never do.
-                cls.append("num" if _is_number(v) or _missing(v) else "num wrap")
+                cls.append("num" if _is_number(v) or _missing(v) or _is_numeric_text(v) else "num wrap")
             if _missing(v):
                 cls.append("missing")
             if k in bold and not _missing(v) and v == bold[k]:
@@ -214,6 +217,20 @@ def per_variant(df: Any) -> Any:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Number) and not isinstance(v, bool) and not _missing(v)
+
+
+# One value as a report writes it: a sign, digits with thousands separators, a unit, and "± spread"
+# (mean ± std over seeds). Ranges ("0.5× to 2×") and lists are text.
+_NUMERIC_TEXT = re.compile(r"[+\-\u2212]?\d[\d,]*(\.\d+)?\s?(%|pp|×|x|s)?( ± \d[\d,]*(\.\d+)?\s?(%|pp)?)?")
+
+
+def _is_numeric_text(v: Any) -> bool:
+    return isinstance(v, str) and _NUMERIC_TEXT.fullmatch(v.strip()) is not None
+
+
+def _all_numeric_text(cells: list) -> bool:
+    present = [v for v in cells if not _missing(v) and v != "\u2014"]
+    return bool(present) and all(_is_number(v) or _is_numeric_text(v) for v in present)
 
 
 def _missing(v: Any) -> bool:
