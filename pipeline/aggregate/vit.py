@@ -1,15 +1,22 @@
 """ViT figures: test accuracy vs parameters, the train/test gap per size, the CLS attention on one digit."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ..models.vit import cls_attention_map
-from . import trained_model
+from . import summarise, trained_model
 from .autoencoder import test_images
 from .cnn import best_variant
 from .style import HALF, accuracy_vs_params, plt, save
+
+
+def table(cfg: dict, runs):
+    """The family's table with `gap` = train minus test accuracy taken per seed, so that its spread over seeds (and
+    a test of how it changes with size) comes from the runs, not from the two accuracies' separate spreads."""
+    return summarise(runs.assign(gap=runs["train_acc"] - runs["test_acc"]))
 
 
 def figures(cfg: dict, runs, table, out: Path) -> None:
@@ -17,8 +24,10 @@ def figures(cfg: dict, runs, table, out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(HALF, 2.0))
     order = table.sort_values("params")
-    gap = 100 * (order["train_acc"] - order["test_acc"])
-    ax.bar(order["variant"], gap, color=["C3" if g > 0 else "C2" for g in gap])
+    gap = 100 * order["gap"]
+    # NaN std (a single seed) draws no bar
+    ax.bar(order["variant"], gap, yerr=100 * order["gap_std"].to_numpy(float), capsize=2,
+           color=["C3" if g > 0 else "C2" for g in gap])
     ax.axhline(0, color="k", lw=0.6)
     ax.set_ylabel("train − test accuracy (pp)")
     ax.tick_params(axis="x", rotation=30)
@@ -27,7 +36,6 @@ def figures(cfg: dict, runs, table, out: Path) -> None:
     best = best_variant(table)
     seed = int(runs[runs["variant"] == best]["seed"].min())
     model = trained_model(cfg, "vit", best, seed)
-    import json
     x, y = test_images(cfg, json.loads(runs.iloc[0]["params_json"])["dataset"], 1)
     img = x[0].float() / 255
     att = cls_attention_map(model, img)

@@ -181,8 +181,6 @@ def cnn(t: pd.DataFrame, fam: dict) -> dict:
 
 
 def vit(t: pd.DataFrame, fam: dict) -> dict:
-    t = t.copy()
-    t["gap"] = t["train_acc"] - t["test_acc"]
     top = chosen(t)
     patch_default = fam.get("defaults", {}).get("patch_size")
     sizes = t[[(fam["variants"].get(v) or {}).get("patch_size", patch_default) == patch_default
@@ -207,16 +205,7 @@ def vit(t: pd.DataFrame, fam: dict) -> dict:
             trend += f", and levels off from {steps[flat][0]['variant']} on (no larger model gains 0.1 pp per doubling)"
         findings.append(trend + "; per step: " + ", ".join(
             f"{a['variant']}→{b['variant']} {gain(b, a, 'test_acc')}" for a, b in steps) + ".")
-    rho = float(t["params"].corr(t["gap"], method="spearman")) if len(t) > 2 else float("nan")
-    worst = t.loc[t["gap"].idxmax()]
-    small_gap = t["gap"].max() < SMALL_GAP
-    findings.append(
-        ("Overfitting stays small at this budget" if small_gap else "The larger train-test gaps show overfitting")
-        + f": train minus test accuracy is {pp(t['gap'].min())} to {pp(t['gap'].max())} (largest for {worst['variant']})"
-        + (f", and it {'grows' if rho > 0.3 else 'does not grow'} with size (Spearman ρ = {rho:+.2f} between "
-           "parameters and gap)" if not np.isnan(rho) else "")
-        + (": with few epochs the larger models are under- rather than over-trained." if small_gap and rho <= 0.3
-           else "."))
+    findings.append(overfitting(t, sizes))
     patch = t[[(fam["variants"].get(v) or {}).get("patch_size", patch_default) != patch_default
                for v in t["variant"]]]
     ref = row(t, "small") if "small" in set(t["variant"]) else None
@@ -226,6 +215,25 @@ def vit(t: pd.DataFrame, fam: dict) -> dict:
             "the time per epoch" for _, r in patch.iterrows())
             + " (against small: smaller patches mean more tokens, and attention costs grow with their square).")
     return {"table": t, "findings": findings, "best": top, "seeds": seeds_note(t)}
+
+
+def overfitting(t: pd.DataFrame, sizes: pd.DataFrame) -> str:
+    """The train-test gap (the table's per-seed `gap`): its range, and over the sizes its change per doubling of the
+    parameters, tested against seed noise like the accuracy trend."""
+    worst = t.loc[t["gap"].idxmax()]
+    small = t["gap"].max() < SMALL_GAP
+    text = (("Overfitting stays small at this budget" if small else "The larger train-test gaps show overfitting")
+            + f": train minus test accuracy is {pp(t['gap'].min())} to {pp(t['gap'].max())} (largest for "
+            f"{worst['variant']})")
+    if len(sizes) < 3:
+        return text + "."
+    tr = per_doubling(sizes, "params", "gap")
+    grows = tr.slope > 0 and (tr.beyond_noise or not tr.testable)
+    text += (f"; over the {len(sizes)} sizes it {'grows' if grows else 'changes'} by {100 * tr.slope:+.2f} pp per "
+             f"doubling of the parameters ({trend_clause(tr)})")
+    if small and not grows:
+        return text + ": with few epochs the larger models are under- rather than over-trained."
+    return text + "."
 
 
 def autoencoder(t: pd.DataFrame) -> dict:
