@@ -236,6 +236,38 @@ def test_numbers_written_as_text_are_right_aligned_and_never_wrap():
                                          if line.startswith("td.num, th.num"))
 
 
+def test_side_by_side_figures_are_as_tall_as_their_content(tmp_path):
+    # As a flex row, WeasyPrint sized a figure whose caption ran to two lines as if its image were twice as tall:
+    # a blank band a figure high under the ViT figures of session3.
+    import weasyprint
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(3.4, 2.0))
+    ax.bar(["a", "b"], [1, 2])
+    fig.savefig(tmp_path / "g.svg")
+    plt.close(fig)
+    css = (REPO / "templates/_base/base.css").read_text()
+    caption = "Train minus test accuracy per variant, by size. Error bars: std over seeds of each seed's own gap."
+    html = (f"<html><head><style>{css} :root {{ --fig-scale: 1; }}</style></head><body><div class='side-by-side'>"
+            f"<figure><img src='g.svg'><figcaption>Short.</figcaption></figure>"
+            f"<figure><img src='g.svg'><figcaption>{caption}</figcaption></figure></div></body></html>")
+    page = weasyprint.HTML(string=html, base_url=str(tmp_path) + "/").render().pages[0]
+    figures = []
+
+    def walk(box):
+        element = getattr(box, "element", None)
+        if element is not None and element.tag == "figure":
+            figures.append(box)
+        for child in getattr(box, "children", []):
+            walk(child)
+    walk(page._page_box)
+    assert len(figures) == 2
+    for figure in figures:
+        content = sum(child.margin_height() for child in figure.children)
+        assert figure.height == pytest.approx(content, abs=2)
+
+
 def test_provenance_reads_runs(tmp_path):
     for i, (dev, secs) in enumerate([("NVIDIA H200", 100.0), ("NVIDIA H200", 3700.5)]):
         run = tmp_path / "results" / "runs" / "cnn" / "base" / f"seed{i}" / "run.json"
