@@ -59,6 +59,12 @@ def welch_from_stats(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b
     return Difference(diff, diff - half, diff + half, p, n_a, n_b, level)
 
 
+def one_sample(mean: float, std: float, n: int, level: float = 0.95) -> Difference:
+    """Is a mean over seeds of a per-seed quantity (a curve's slope, a last epoch's change) different from zero?
+    Welch's test against an exact zero is the one-sample t-test (n - 1 degrees of freedom)."""
+    return welch_from_stats(mean, std, n, 0.0, 0.0, n, level)
+
+
 def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Difference:
     """Welch's t-test on raw samples (e.g. one value per seed from each build)."""
     a, b = [float(x) for x in a], [float(x) for x in b]

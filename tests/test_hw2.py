@@ -193,6 +193,36 @@ def test_a_curve_still_rising_is_not_called_levelled_off_for_a_small_last_step()
     assert "has levelled off" in text, text
 
 
+def _seeds_row(slope: float, std: float, lr: float = 5e-4) -> pd.Series:
+    return pd.Series({"lr": lr, "test_acc": 0.91, "epochs_run": 20, "recent_epochs": 6, "n_seeds": 3,
+                      "recent_val_slope": slope, "recent_val_slope_std": std, "best_val_acc": 0.92, "best_epoch": 19,
+                      "final_train_loss": 0.17})
+
+
+def test_the_end_of_a_learning_curve_is_worded_by_a_test_over_seeds():
+    from pipeline.report.hw2 import _behaviour
+    # It called a rate "still improving" or "levelled off" from the mean slope alone: the default build's lr 5e-4,
+    # +0.09 pp per epoch with a 95% CI of -0.20 to +0.38 pp over 3 seeds, was "levelled off".
+    text = _behaviour(_seeds_row(0.0033, 0.0003, lr=1e-5))
+    assert "still improving after 20 epochs" in text and "95% CI +0.26 to +0.40 pp, t-test over 3 seeds" in text
+    text = _behaviour(_seeds_row(0.0009, 0.0012))
+    assert "shows no clear rise at the end" in text and "not distinguishable from flat" in text
+    assert "levelled off" not in text and "still improving" not in text
+    assert "has levelled off" in _behaviour(_seeds_row(0.0002, 0.0001))
+    assert "still rises slowly" in _behaviour(_seeds_row(0.0008, 0.0001))
+
+
+def test_one_sample_test_matches_scipy():
+    import numpy as np
+    from scipy import stats as st
+    from pipeline.stats import one_sample
+    x = np.array([0.0021, 0.0035, 0.0043])
+    d = one_sample(x.mean(), x.std(ddof=1), len(x))
+    ref = st.ttest_1samp(x, 0.0)
+    low, high = ref.confidence_interval(0.95)
+    assert d.p == pytest.approx(ref.pvalue) and (d.low, d.high) == (pytest.approx(low), pytest.approx(high))
+
+
 def test_a_best_epoch_averaged_over_seeds_prints_with_at_most_one_decimal():
     from pipeline.report.hw2 import mean_epoch
     assert [mean_epoch(x) for x in (19.0, 53 / 3, 12.25)] == ["19", "17.7", "12.2"]

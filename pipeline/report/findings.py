@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..stats import Difference, Trend, trend_from_stats, welch_from_stats
+from ..stats import Difference, Trend, one_sample, trend_from_stats, welch_from_stats
 
 
 def pct(x: float, digits: int = 2) -> str:
@@ -38,6 +38,18 @@ def difference(a: pd.Series, b: pd.Series, col: str, col_b: str | None = None) -
     col_b = col_b or col
     return welch_from_stats(float(a[col]), _std(a, col), int(a.get("n_seeds", 1)),
                             float(b[col_b]), _std(b, col_b), int(b.get("n_seeds", 1)), LEVEL)
+
+
+def change_test(row: pd.Series, col: str) -> Difference:
+    """A per-seed change (`col`, e.g. a slope per epoch) against zero, from the table's mean, `_std` and `n_seeds`."""
+    return one_sample(float(row[col]), _std(row, col), int(row.get("n_seeds", 1)), LEVEL)
+
+
+def change_ci(d: Difference, scale: float = 100, unit: str = "pp") -> str:
+    """"95% CI +0.25 to +0.41 pp, t-test over 3 seeds", or "single seed: no test"."""
+    if not d.testable:
+        return "single seed: no test"
+    return f"{LEVEL:.0%} CI {scale * d.low:+.2f} to {scale * d.high:+.2f} {unit}, t-test over {d.n_a} seeds"
 
 
 def noise_clause(d: Difference, scale: float = 100, unit: str = "pp") -> str:

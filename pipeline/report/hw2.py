@@ -15,7 +15,7 @@ from .. import paths
 from ..aggregate.lr_study import rate_label
 from ..models.reference_cnn import ReferenceCNN
 
-from .findings import best, compare, mean_std, pct, plural, pp, seeds_note
+from .findings import best, change_ci, change_test, compare, mean_std, pct, plural, pp, seeds_note
 from .runs import run_index
 from .tables import integer as _int
 from .tables import read_json as _json
@@ -136,12 +136,21 @@ def _behaviour(r: pd.Series) -> str:
                 f"training loss {r['first_train_loss']:.3f} in the first epoch and {r['final_train_loss']:.3f} in the "
                 f"last (ln {n_classes()} = {math.log(n_classes()):.3f} is the loss of a uniform guess)")
     epochs = int(r["epochs_run"])
-    trend = (f"validation accuracy {pp(r['recent_val_slope'])} per epoch over the last "
-             f"{int(r['recent_epochs'])} epochs, least squares")
-    if r["recent_val_slope"] > STILL_IMPROVING:
+    slope, d = r["recent_val_slope"], change_test(r, "recent_val_slope")
+    trend = (f"validation accuracy {pp(slope)} per epoch over the last {int(r['recent_epochs'])} epochs, least "
+             f"squares; {change_ci(d)}")
+    # Each seed's slope is one sample: "still improving" needs the rise beyond seed noise, "levelled off" a CI
+    # that stays below the threshold; between the two the seeds cannot tell.
+    if slope > STILL_IMPROVING and (d.beyond_noise or not d.testable):
         return (f"{name} is still improving after {plural(epochs, 'epoch')} ({trend}; training loss "
                 f"{r['final_train_loss']:.3f})")
-    return (f"{name} has levelled off ({trend}): best validation accuracy {pct(r['best_val_acc'])}, reached on "
+    if (d.high <= STILL_IMPROVING) if d.testable else (slope <= STILL_IMPROVING):
+        state = "has levelled off"
+    elif d.beyond_noise and slope > 0:
+        state = "still rises slowly"
+    else:
+        state, trend = "shows no clear rise at the end", f"{trend}: not distinguishable from flat"
+    return (f"{name} {state} ({trend}): best validation accuracy {pct(r['best_val_acc'])}, reached on "
             f"average at epoch {mean_epoch(r['best_epoch'])} of {epochs} (training loss {r['final_train_loss']:.3f})")
 
 
@@ -284,10 +293,11 @@ def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
         r = _row(t, v)
         text = f"{name[v].capitalize()}: {test_errors(r)}"
         if int(r["epochs_run"]) > 1:
-            trend = ("still falling" if r["last_epoch_val_wer_change"] < -STILL_IMPROVING else "flat")
+            change, d = r["last_epoch_val_wer_change"], change_test(r, "last_epoch_val_wer_change")
+            falling = change < -STILL_IMPROVING and (d.beyond_noise or not d.testable)
+            trend = "still falling" if falling else ("flat" if change >= -STILL_IMPROVING else "with no clear fall")
             text += (f"; validation WER {pct(r['first_val_wer'])} after epoch 1, {pct(r['val_wer'])} after epoch "
-                     f"{r['epochs_run']:.0f}, {trend} at the end ({pp(r['last_epoch_val_wer_change'])} in the last "
-                     "epoch)")
+                     f"{r['epochs_run']:.0f}, {trend} at the end ({pp(change)} in the last epoch; {change_ci(d)})")
         answers["attention" if v == "attention" else "no_attention"].append(text + ".")
     if {"attention", "no_attention"} <= set(variants):
         a, b = _row(t, "attention"), _row(t, "no_attention")
