@@ -144,7 +144,7 @@ def cnn(t: pd.DataFrame, fam: dict) -> dict:
         macs = part["macs"] / base["macs"]
         secs = part["seconds_per_epoch"] / base["seconds_per_epoch"]
         rows.append({"dim": dim, "variants": ", ".join(part["variant"]), "lo": delta.min(), "hi": delta.max(),
-                     "best": b, "cost": (cost.min(), cost.max()), "macs": (macs.min(), macs.max()),
+                     "best": b, "worst": part.loc[delta.idxmin()], "cost": (cost.min(), cost.max()), "macs": (macs.min(), macs.max()),
                      "secs": (secs.min(), secs.max())})
 
     def span(lo_hi, fmt="{:.2g}×"):
@@ -160,14 +160,7 @@ def cnn(t: pd.DataFrame, fam: dict) -> dict:
         "MACs × base": [span(r["macs"]) for r in rows],
         "Time × base": [span(r["secs"]) for r in rows],
     })
-    helped = sorted((r for r in rows if r["hi"] > 0), key=lambda r: -r["hi"])
-    hurt = sorted((r for r in rows if r["hi"] <= 0), key=lambda r: r["lo"])
-    if helped:
-        findings.append("Helped most: " + "; ".join(
-            f"{r['dim']} ({r['best']['variant']} {pp(r['hi'])}: {WHY.get(r['dim'], '')})" for r in helped[:3]) + ".")
-    if hurt:
-        findings.append("No gain or a loss: " + "; ".join(
-            f"{r['dim']} ({pp(r['lo'])} at worst: {WHY.get(r['dim'], '')})" for r in hurt[:3]) + ".")
+    findings += dimension_findings(rows, base)
     cheap = t.sort_values("params").iloc[0]
     findings.append(
         f"Cost and accuracy are loosely tied: parameters span {int(t['params'].min()):,}–{int(t['params'].max()):,} "
@@ -215,6 +208,50 @@ def vit(t: pd.DataFrame, fam: dict) -> dict:
             "the time per epoch" for _, r in patch.iterrows())
             + " (against small: smaller patches mean more tokens, and attention costs grow with their square).")
     return {"table": t, "findings": findings, "best": top, "seeds": seeds_note(t)}
+
+
+def dimension_findings(rows: list[dict], base: pd.Series) -> list[str]:
+    """What helped and what hurt, one clause per dimension of the design space: by Welch's test of its best (and
+    worst) variant against base where seeds allow it, else by the sign of the difference alone."""
+    def why(r):
+        return f" ({WHY[r['dim']]})" if r["dim"] in WHY else ""
+
+    def test(v):
+        d = difference(v, base, "test_acc")
+        return d, f"{v['variant']} {pp(d.diff)} [{100 * d.low:+.2f}, {100 * d.high:+.2f}]"
+
+    if not any(difference(r["best"], base, "test_acc").testable for r in rows):
+        helped = sorted((r for r in rows if r["hi"] > 0), key=lambda r: -r["hi"])
+        hurt = sorted((r for r in rows if r["hi"] <= 0), key=lambda r: r["lo"])
+        out = []
+        if helped:
+            out.append("Helped most: " + "; ".join(
+                f"{r['dim']}: {r['best']['variant']} {pp(r['hi'])}{why(r)}" for r in helped[:3]) + ".")
+        if hurt:
+            out.append("No gain or a loss: " + "; ".join(
+                f"{r['dim']}: {pp(r['lo'])} at worst{why(r)}" for r in hurt[:3]) + ".")
+        return out
+    helped, hurt, neither = [], [], []
+    for r in rows:
+        (d_best, best), (d_worst, worst) = test(r["best"]), test(r["worst"])
+        if d_best.beyond_noise and d_best.diff > 0:
+            helped.append((-d_best.diff, f"{r['dim']}: {best}{why(r)}"))
+        elif d_worst.beyond_noise and d_worst.diff < 0:
+            hurt.append((d_worst.diff, f"{r['dim']}: {worst}{why(r)}"))
+        else:
+            neither.append(f"{r['dim']}: {best}")
+    n = min(int(base.get("n_seeds", 1)), min(int(r["best"].get("n_seeds", 1)) for r in rows))
+    out = []
+    if helped:
+        out.append(f"Helped beyond seed noise (test accuracy against base; in brackets the 95% CI of Welch's t on "
+                   f"{n} seeds): "
+                   + "; ".join(text for _, text in sorted(helped)) + ".")
+    if hurt:
+        out.append("Hurt beyond seed noise: " + "; ".join(text for _, text in sorted(hurt)) + ".")
+    if neither:
+        out.append(f"Not distinguishable from base with {n} seeds (best variant of each): " + "; ".join(neither)
+                   + ".")
+    return out
 
 
 def overfitting(t: pd.DataFrame, sizes: pd.DataFrame) -> str:

@@ -1,0 +1,40 @@
+"""The CNN design-space findings on constructed tables: what helped or hurt is decided by a test across seeds."""
+import pandas as pd
+
+from pipeline.report import session3
+
+FAMILY = {"defaults": {"channels": [16, 32], "kernel": 3, "pool": "max", "batch_norm": False, "dropout": 0.0},
+          "variants": {"base": {}, "kernel7": {"kernel": 7}, "avg_pool": {"pool": "avg"},
+                       "batch_norm": {"batch_norm": True}, "dropout": {"dropout": 0.3}}}
+TEST_ACC = {"base": 0.9874, "kernel7": 0.9899, "avg_pool": 0.9820, "batch_norm": 0.9904, "dropout": 0.9867}
+
+
+def _table(n_seeds: int, std: float) -> pd.DataFrame:
+    return pd.DataFrame([{"variant": v, "change": v, "n_seeds": n_seeds, "params": 206922, "macs": 1218048,
+                          "seconds_per_epoch": 10.0, "val_acc": acc, "val_acc_std": std if n_seeds > 1 else float("nan"),
+                          "test_acc": acc, "test_acc_std": std if n_seeds > 1 else float("nan")}
+                         for v, acc in TEST_ACC.items()])
+
+
+def _findings(table: pd.DataFrame) -> str:
+    return " ".join(session3.cnn(table, FAMILY)["findings"])
+
+
+def test_what_helped_is_decided_by_welchs_test_against_base():
+    # It listed every positive mean difference under "Helped most" and every other one under "No gain or a loss",
+    # with no test: dropout's -0.07 pp read as a loss.
+    text = _findings(_table(3, 0.0005))
+    assert "Helped beyond seed noise" in text and "Helped most" not in text
+    assert "normalisation: batch_norm +0.30 pp [" in text and "kernel size: kernel7 +0.25 pp [" in text
+    assert "Hurt beyond seed noise: pooling: avg_pool -0.54 pp [" in text
+    assert "Not distinguishable from base with 3 seeds (best variant of each): regularisation: dropout -0.07 pp" in text
+    # A spread as large as the differences: nothing helped or hurt.
+    wide = _findings(_table(3, 0.01))
+    assert "Helped beyond seed noise" not in wide and "Hurt beyond seed noise" not in wide
+    assert "Not distinguishable from base with 3 seeds" in wide
+
+
+def test_one_seed_keeps_the_sign_only_wording():
+    text = _findings(_table(1, 0.0))
+    assert "Helped most: normalisation: batch_norm +0.30 pp" in text and "beyond seed noise" not in text
+    assert "One seed per variant" in text
