@@ -46,3 +46,10 @@ def test_three_seeds_word_the_pretraining_finding_by_the_test():
     wide = session3.stacked(_table(3, 0.02))["pretraining"]
     assert wide.count("no difference exceeds seed noise") == 2
     assert "shows no consistent benefit" in wide
+
+
+def test_the_fine_tuning_lift_carries_its_test():
+    # It gave the lift's range (+8.00 pp here) with no test behind it.
+    text = session3.stacked(_table(3, 0.0005))["tuning"]
+    assert "3 of 3 beyond seed noise; least clear, 128: beyond seed noise: 95% CI" in text
+    assert "single seed: no test" in session3.stacked(_table(1, 0.0))["tuning"]

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
-from .findings import (chosen, compare, difference, gain, mean_std, pct, per_doubling, plural, pp, seeds_note,
-                       trend_clause)
+from .findings import (chosen, compare, difference, gain, mean_std, noise_clause, pct, per_doubling, plural, pp,
+                       seeds_note, trend_clause)
 from .runs import run_index
 from .tables import integer, read_json, read_table, row, seconds, spread
 
@@ -33,12 +33,18 @@ def stacked(t: pd.DataFrame) -> dict:
         + compare(large, small, "acc_finetuned", large["arch"], small["arch"]) + ".",
     ]
     lift = t["acc_finetuned"] - t["acc_frozen"]
+    lifts = [difference(r, r, "acc_finetuned", "acc_frozen") for _, r in t.iterrows()]
+    # The architecture whose lift is least certain (lowest CI bound) stands for the test of all of them.
+    weakest = min(range(len(lifts)), key=lambda i: lifts[i].low if lifts[i].testable else lifts[i].diff)
+    tested = (f"{sum(d.beyond_noise and d.diff > 0 for d in lifts)} of {len(lifts)} beyond seed noise; least clear, "
+              f"{t['arch'].iloc[weakest]}: {noise_clause(lifts[weakest])}" if lifts[weakest].testable
+              else "single seed: no test")
     tuning = [
         f"Fine-tuning the whole stack lifts the frozen-encoder classifier by {pp(lift.min())} to {pp(lift.max())} "
         f"(from {pct(t['acc_frozen'].min())}–{pct(t['acc_frozen'].max())} to "
-        f"{pct(t['acc_finetuned'].min())}–{pct(t['acc_finetuned'].max())}), most for {t.loc[lift.idxmax(), 'arch']}: "
-        "codes learnt only to reconstruct their input are not the features a classifier needs until the labels "
-        "reach every layer.",
+        f"{pct(t['acc_finetuned'].min())}–{pct(t['acc_finetuned'].max())}; {tested}), most for "
+        f"{t.loc[lift.idxmax(), 'arch']}: codes learnt only to reconstruct their input are not the features a "
+        "classifier needs until the labels reach every layer.",
     ]
 
     def verdicts(prefix: str) -> tuple[str, list[str], bool]:
