@@ -52,15 +52,16 @@ def change_ci(d: Difference, scale: float = 100, unit: str = "pp") -> str:
     return f"{LEVEL:.0%} CI {scale * d.low:+.2f} to {scale * d.high:+.2f} {unit}, t-test over {d.n_a} seeds"
 
 
-def noise_clause(d: Difference, scale: float = 100, unit: str = "pp") -> str:
-    """The test result of a difference in words: its CI when it exceeds seed noise, else that it does not."""
+def noise_clause(d: Difference, scale: float = 100, unit: str = "pp", test: str = "Welch's t") -> str:
+    """The test result of a difference in words: its CI when it exceeds seed noise, else that it does not.
+    test="paired t" for a per-seed difference of two measures of the same runs (one_sample on it)."""
     n = f"{min(d.n_a, d.n_b)} seeds" if d.n_a == d.n_b else f"{d.n_a} and {d.n_b} seeds"
     if not d.testable:
         return "single seed: no test"
     ci = f"{LEVEL:.0%} CI {scale * d.low:+.2f} to {scale * d.high:+.2f} {unit}"
     if d.beyond_noise:
-        return f"beyond seed noise: {ci}, Welch's t on {n}"
-    return f"not distinguishable from seed noise with {n}: {ci}"
+        return f"beyond seed noise: {ci}, {test} on {n}"
+    return f"not distinguishable from seed noise with {n}: {ci}" + (f", {test}" if test != "Welch's t" else "")
 
 
 def spread_clause(a: pd.Series, b: pd.Series, col: str, scale: float = 100, unit: str = "pp") -> str:

@@ -15,7 +15,8 @@ from .. import paths
 from ..aggregate.lr_study import rate_label
 from ..models.reference_cnn import ReferenceCNN
 
-from .findings import best, change_ci, change_test, compare, mean_std, pct, plural, pp, seeds_note
+from .findings import (best, change_ci, change_test, compare, mean_std, noise_clause, pct, plural, pp,
+                       seeds_note)
 from .runs import run_index
 from .tables import integer as _int
 from .tables import read_json as _json
@@ -260,11 +261,6 @@ def _beams(t: pd.DataFrame) -> list[int]:
                   if c.startswith("test_wer_beam") and not c.endswith("_std"))
 
 
-def _as_row(r: pd.Series, col: str, new: str) -> pd.Series:
-    """A row with `col` renamed, so findings.compare can set two columns of one variant against each other."""
-    return pd.Series({new: r[col], f"{new}_std": r.get(f"{col}_std", float("nan")), "n_seeds": r["n_seeds"]})
-
-
 def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
     beams = _beams(t)
     variants = list(t["variant"])
@@ -316,8 +312,9 @@ def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
             check = "beam 1 not run"
         widest = max(beams)
         top_k = min(beams, key=lambda k: (r[f"test_wer_beam{k}"], k))
-        gain = compare(_as_row(r, f"test_wer_beam{widest}", "wer"), _as_row(r, "test_wer_greedy", "wer"), "wer",
-                       f"beam {widest}", "greedy")
+        d = change_test(r, f"wer_change_beam{widest}")
+        gain = (f"beam {widest} {pct(r[f'test_wer_beam{widest}'])} vs greedy {pct(r['test_wer_greedy'])} "
+                f"({pp(d.diff)}; {noise_clause(d, test='paired t')})")
         lowest = (f"the lowest WER is at beam {top_k} ({pct(r[f'test_wer_beam{top_k}'])})"
                   if r[f"test_wer_beam{top_k}"] < r["test_wer_greedy"] else "no beam size beats greedy")
         cost = r[f"test_seconds_beam{widest}"] / max(r["test_seconds_greedy"], 1e-9)
