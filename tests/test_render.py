@@ -97,6 +97,18 @@ def test_short_report_renders_within_limit(results, tmp_path):
     assert MAGIC in pdf_text(tmp_path / f"{NAME}-appendix.pdf")
 
 
+def test_a_long_footer_breaks_between_its_items(results, tmp_path):
+    # Re-rendered after a commit that retrained nothing, the footer names the runs' commit too and runs to two
+    # lines: it broke inside "training" ("train-" / "ing 2 h 19 min").
+    prov = {**PROV, "commit": "204f369274", "runs_commit": "091ac2b274",
+            "device": "cpu:Intel(R) Xeon(R) Processor (1 thread), bf16", "training_time": "2 h 19 min"}
+    render_report(FIXTURE, context(), tmp_path, NAME, results, prov)
+    lines = [" ".join(line.split()) for line in pdf_text(tmp_path / f"{NAME}.pdf").splitlines()]
+    footer = next(i for i, line in enumerate(lines) if line.startswith("commit 204f369274 (runs 091ac2b274)"))
+    assert any("training 2 h 19 min" in line for line in lines[footer:footer + 2]), lines[footer:footer + 2]
+    assert not any(line.endswith(("-", "\u2010")) for line in lines[footer:footer + 2])
+
+
 def test_just_over_limit_shrinks_figures_first(results, tmp_path):
     s = render(results, tmp_path / "a", big_figures=1, filler=15)
 
