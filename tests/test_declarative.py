@@ -100,6 +100,18 @@ def test_dimensions_group_variants_by_the_settings_they_change():
     assert rows.loc["kernel", "Variants"] == "k5, k7" and rows.loc["kernel", "Best"] == "k5"
     assert rows.loc["kernel", "Test accuracy vs base"] == "+1.00 pp to +2.00 pp"
     assert rows.loc["pool", "Test accuracy vs base"] == "+8.00 pp"
+    # Each variant is tested against base: it gave the ranges alone.
+    assert rows.loc["kernel", "Beyond seed noise"] == "2 of 2"
+    assert "kernel (+1.00 pp to +2.00 pp, 2 of 2 beyond seed noise)" in f.text
+    assert "Welch's t on 3 seeds at 95%" in f.text
+    wide = table([("base", 1000, 0.90, 0.91, 0.05), ("k5", 2000, 0.95, 0.93, 0.05), ("k7", 4000, 0.97, 0.92, 0.05),
+                  ("avg", 1000, 0.80, 0.99, 0.05)])
+    f = run({"kind": "dimensions", "table": "cnn", "metric": "test_acc", "against": "base"}, {"cnn": wide})
+    assert "kernel (+1.00 pp to +2.00 pp, 0 of 2 beyond seed noise)" in f.text
+    settings = [("base", 1000, 0.9, 0.91), ("k5", 2000, 0.95, 0.93), ("k7", 4000, 0.97, 0.92), ("avg", 1000, 0.8, 0.99)]
+    one = table([(*row, float("nan")) for row in settings], n_seeds=1)
+    f = run({"kind": "dimensions", "table": "cnn", "metric": "test_acc", "against": "base"}, {"cnn": one})
+    assert "Single seed: no test." in f.text and "Beyond seed noise" not in f.table.columns
 
 
 @pytest.mark.parametrize("entry, words", [

@@ -226,16 +226,23 @@ def dimensions(e: dict, tables: dict[str, pd.DataFrame], cfg: dict) -> Finding:
         if r["variant"] != ref_name:
             groups.setdefault(dimension(spec.get("defaults", {}), spec["variants"].get(r["variant"])), []).append(r)
     rows, parts = [], []
+    tested = all(difference(r, ref, metric).testable for members in groups.values() for r in members)
     for dim, members in groups.items():
         deltas = [float(r[metric]) - float(ref[metric]) for r in members]
         top = members[max(range(len(members)), key=lambda k: sign * deltas[k])]
         fmt = pp if is_rate(metric) else (lambda x: f"{x:+.4g}")
         span = fmt(min(deltas)) if len(deltas) == 1 else f"{fmt(min(deltas))} to {fmt(max(deltas))}"
+        # Each variant against the reference by Welch's test: how many of the group differ beyond seed noise.
+        beyond = f"{sum(difference(r, ref, metric).beyond_noise for r in members)} of {len(members)}"
         rows.append({"Changes": dim, "Variants": ", ".join(r["variant"] for r in members),
-                     f"{metric_name(metric).capitalize()} vs {ref_name}": span, "Best": top["variant"]})
-        parts.append(f"{dim} ({span})")
+                     f"{metric_name(metric).capitalize()} vs {ref_name}": span, "Best": top["variant"],
+                     **({"Beyond seed noise": beyond} if tested else {})})
+        parts.append(f"{dim} ({span}" + (f", {beyond} beyond seed noise" if tested else "") + ")")
+    n = min(int(r.get("n_seeds", 1)) for r in [ref, *(r for members in groups.values() for r in members)])
     text = (f"{fam}, {metric_name(metric)} against {ref_name} ({level(metric, ref[metric])}) by what the variants "
-            f"change: " + "; ".join(parts) + ".")
+            f"change: " + "; ".join(parts) + "."
+            + (f" Each variant is tested against {ref_name} with Welch's t on {n} seeds at {LEVEL:.0%}." if tested
+               else " Single seed: no test."))
     return Finding(e["id"], "dimensions", text, {"family": fam, "reference": ref_name, "groups": list(groups)},
                    table=pd.DataFrame(rows))
 
