@@ -30,8 +30,8 @@ def _curve_summary(h: pd.DataFrame) -> dict:
 def table(cfg: dict, runs: pd.DataFrame) -> pd.DataFrame:
     """Per variant, with `wer_change_beamK` = beam K's test WER minus greedy's taken per seed: both decode the same
     model, so the change is tested on its own spread over seeds (a paired test), not on the two WERs' spreads."""
-    beams = [c.removeprefix("test_wer_beam") for c in runs.columns if c.startswith("test_wer_beam")]
-    runs = runs.assign(**{f"wer_change_beam{k}": runs[f"test_wer_beam{k}"] - runs["test_wer_greedy"] for k in beams})
+    runs = runs.assign(**{f"wer_change_beam{k}": runs[f"test_wer_beam{k}"] - runs["test_wer_greedy"]
+                          for k in beam_sizes(runs)})
     return summarise_with_curves(cfg, "g2p", runs, _curve_summary)
 
 

@@ -226,19 +226,20 @@ def dimensions(e: dict, tables: dict[str, pd.DataFrame], cfg: dict) -> Finding:
         if r["variant"] != ref_name:
             groups.setdefault(dimension(spec.get("defaults", {}), spec["variants"].get(r["variant"])), []).append(r)
     rows, parts = [], []
-    tested = all(difference(r, ref, metric).testable for members in groups.values() for r in members)
+    # Each variant against the reference by Welch's test: how many of a group differ beyond seed noise.
+    tests = {r["variant"]: difference(r, ref, metric) for members in groups.values() for r in members}
+    tested = all(d.testable for d in tests.values())
     for dim, members in groups.items():
         deltas = [float(r[metric]) - float(ref[metric]) for r in members]
         top = members[max(range(len(members)), key=lambda k: sign * deltas[k])]
         fmt = pp if is_rate(metric) else (lambda x: f"{x:+.4g}")
         span = fmt(min(deltas)) if len(deltas) == 1 else f"{fmt(min(deltas))} to {fmt(max(deltas))}"
-        # Each variant against the reference by Welch's test: how many of the group differ beyond seed noise.
-        beyond = f"{sum(difference(r, ref, metric).beyond_noise for r in members)} of {len(members)}"
+        beyond = f"{sum(tests[r['variant']].beyond_noise for r in members)} of {len(members)}"
         rows.append({"Changes": dim, "Variants": ", ".join(r["variant"] for r in members),
                      f"{metric_name(metric).capitalize()} vs {ref_name}": span, "Best": top["variant"],
                      **({"Beyond seed noise": beyond} if tested else {})})
         parts.append(f"{dim} ({span}" + (f", {beyond} beyond seed noise" if tested else "") + ")")
-    n = min(int(r.get("n_seeds", 1)) for r in [ref, *(r for members in groups.values() for r in members)])
+    n = min(min(d.n_a, d.n_b) for d in tests.values()) if tests else int(ref.get("n_seeds", 1))
     text = (f"{fam}, {metric_name(metric)} against {ref_name} ({level(metric, ref[metric])}) by what the variants "
             f"change: " + "; ".join(parts) + "."
             + (f" Each variant is tested against {ref_name} with Welch's t on {n} seeds at {LEVEL:.0%}." if tested

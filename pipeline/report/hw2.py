@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .. import paths
+from ..aggregate.g2p import beam_sizes
 from ..aggregate.lr_study import rate_label
 from ..models.reference_cnn import ReferenceCNN
 
@@ -256,13 +257,8 @@ def question2(t: pd.DataFrame, activations: dict, params: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- question 3
 
-def _beams(t: pd.DataFrame) -> list[int]:
-    return sorted(int(c.removeprefix("test_wer_beam")) for c in t.columns
-                  if c.startswith("test_wer_beam") and not c.endswith("_std"))
-
-
 def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
-    beams = _beams(t)
+    beams = beam_sizes(t)
     variants = list(t["variant"])
     name = {v: VARIANT_NAMES.get(v, v) for v in variants}
     decodings = [("greedy", "greedy")] + [(f"beam{k}", f"beam {k}") for k in beams]

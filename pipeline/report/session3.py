@@ -150,8 +150,8 @@ def cnn(t: pd.DataFrame, fam: dict) -> dict:
         macs = part["macs"] / base["macs"]
         secs = part["seconds_per_epoch"] / base["seconds_per_epoch"]
         rows.append({"dim": dim, "variants": ", ".join(part["variant"]), "lo": delta.min(), "hi": delta.max(),
-                     "best": b, "worst": part.loc[delta.idxmin()], "cost": (cost.min(), cost.max()), "macs": (macs.min(), macs.max()),
-                     "secs": (secs.min(), secs.max())})
+                     "best": b, "worst": part.loc[delta.idxmin()], "cost": (cost.min(), cost.max()),
+                     "macs": (macs.min(), macs.max()), "secs": (secs.min(), secs.max())})
 
     def span(lo_hi, fmt="{:.2g}×"):
         lo, hi = lo_hi
@@ -250,8 +250,7 @@ def dimension_findings(rows: list[dict], base: pd.Series) -> list[str]:
     out = []
     if helped:
         out.append(f"Helped beyond seed noise (test accuracy against base; in brackets the 95% CI of Welch's t on "
-                   f"{n} seeds): "
-                   + "; ".join(text for _, text in sorted(helped)) + ".")
+                   f"{n} seeds): " + "; ".join(text for _, text in sorted(helped)) + ".")
     if hurt:
         out.append("Hurt beyond seed noise: " + "; ".join(text for _, text in sorted(hurt)) + ".")
     if neither:
