@@ -71,3 +71,37 @@ def test_fetch_data_without_names_fetches_what_the_config_uses(tmp_path, data_di
     assert main(["fetch-data", "mnst", "--configfile", str(user)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "error: unknown dataset 'mnst'; choose from mnist, fashion-mnist, kmnist"
+
+
+@pytest.mark.skipif(not images.Path(images.source("fashion-mnist").debian_dir).is_dir(),
+                    reason="needs the Debian package dataset-fashion-mnist")
+def test_two_fetches_into_one_folder_at_once_both_succeed(tmp_path, monkeypatch):
+    # Two builds (or pytest's two workers) fetching into one empty data folder wrote the same .part files and
+    # renamed them from under each other: one failed ("no source worked") or fell through to another source.
+    # A slow copy makes them overlap every time.
+    import threading
+    import time
+    copy = images.shutil.copyfileobj
+
+    def slow_copy(src, dst, *args):
+        time.sleep(0.2)
+        return copy(src, dst, *args)
+
+    monkeypatch.setattr(images.shutil, "copyfileobj", slow_copy)
+    errors, log = [], []
+
+    def fetch():
+        try:
+            images.fetch("fashion-mnist", tmp_path, log=log.append)
+        except Exception as exc:  # collected: a thread's exception would not fail the test
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    # The second waits for the first and finds the files verified: one copy, not two racing.
+    assert [m for m in log if "fetching" in m] == ["fashion-mnist: fetching from Debian package dataset-fashion-mnist"]
+    images.verify("fashion-mnist", tmp_path)

