@@ -18,8 +18,11 @@ CONSOLE = $(if $(VERBOSE),,--logger dflbench)
 report: $(STAMP)
 	$(if $(UNLOCK),$(SMK) --unlock && )$(if $(VERBOSE),DFLBENCH_CONSOLE=snakemake )$(SMK) --rerun-incomplete $(CONSOLE)
 
+# One pytest worker per core (TEST_WORKERS=0: none). --dist loadfile keeps a module's tests on one worker, and every
+# module of the smoke build on the same one (tests/conftest.py), so that each shared fixture is built once.
+TEST_WORKERS ?= $(CORES)
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m pipeline bench $(BENCH_ARGS)

@@ -82,3 +82,11 @@ def test_a_key_added_to_the_schema_is_sent_to_every_job():
     # ... and a key the schema dropped cannot linger in ELSEWHERE unnoticed.
     with pytest.raises(config.ConfigError, match="ELSEWHERE names analyses"):
         wf.shared_keys([k for k in config.top_level_keys() if k != "analyses"])
+
+
+def test_every_module_that_uses_the_smoke_build_is_scheduled_with_it(request):
+    # `make test` puts the modules that _uses_smoke_workflow names on one worker; one it missed would build the
+    # smoke workflow a second time on the other worker, beside the first, and slow both.
+    from .conftest import SMOKE_MODULES, _uses_smoke_workflow
+    uses = request.config.stash[SMOKE_MODULES]  # every collected test, before -k or -m deselected any
+    assert {m for m, u in uses.items() if u} == {m for m in uses if _uses_smoke_workflow(m)}
