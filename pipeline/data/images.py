@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 
 SPLIT_NAMES = {
     "train_images": "train-images-idx3-ubyte",
@@ -146,6 +145,7 @@ def fetch(name: str, data_dir: Path, log=print) -> Path:
         return raw_dir(name, data_dir)
     except DataError:
         pass
+    from filelock import FileLock  # here, not at the top: every run imports this module, only a fetch locks
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     # Two processes fetching into one folder (two builds, pytest's workers) would write the same .part files and
     # rename them from under each other; the second to get the lock finds the files verified.
