@@ -26,7 +26,7 @@ def cmd_run(args) -> None:
 
 
 def cmd_fetch_data(args) -> None:
-    from .data import images
+    from .data import fetch, images
     from .registry import datasets
     from .workflow import datasets_used
     cfg = _load_cfg(args)
@@ -36,7 +36,7 @@ def cmd_fetch_data(args) -> None:
     # Validated here, not by argparse `choices`: with nargs="*" Python 3.11 checks the empty default against the
     # choices and refuses a bare `fetch-data` (what `make data` runs).
     for name in args.datasets or datasets_used(cfg):
-        images.fetch(name, Path(cfg["data_dir"]), log=lambda m: print(m, file=sys.stderr))
+        fetch.fetch(name, Path(cfg["data_dir"]), log=lambda m: print(m, file=sys.stderr))
     if args.stamp:
         Path(args.stamp).parent.mkdir(parents=True, exist_ok=True)
         Path(args.stamp).write_text("verified\n")

@@ -84,7 +84,8 @@ def family(name: str) -> Family:
 
 
 def datasets() -> dict:
-    """Image dataset name -> its Source (folder, digests, where to fetch it): pipeline/data/images.py keeps them."""
+    """Image dataset name -> its Dataset (folder, digests): pipeline/data/images.py keeps them (where each comes
+    from: pipeline/data/fetch.py)."""
     from .data.images import DATASETS
     return DATASETS
 

@@ -16,9 +16,9 @@ DATA = ROOT / "data"
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    from pipeline.data import images
+    from pipeline.data import fetch
     for name in ("mnist", "fashion-mnist"):
-        images.fetch(name, DATA, log=lambda m: None)
+        fetch.fetch(name, DATA, log=lambda m: None)
     return DATA
 
 

@@ -4,6 +4,7 @@ import shutil
 import pytest
 import torch
 
+from pipeline.data import fetch as fetching
 from pipeline.data import images
 from pipeline.data.images import DataError
 
@@ -73,7 +74,7 @@ def test_fetch_data_without_names_fetches_what_the_config_uses(tmp_path, data_di
     assert err[-1] == "error: unknown dataset 'mnst'; choose from mnist, fashion-mnist, kmnist"
 
 
-@pytest.mark.skipif(not images.Path(images.source("fashion-mnist").debian_dir).is_dir(),
+@pytest.mark.skipif(not images.Path(fetching.ORIGINS["fashion-mnist"].debian_dir).is_dir(),
                     reason="needs the Debian package dataset-fashion-mnist")
 def test_two_fetches_into_one_folder_at_once_both_succeed(tmp_path, monkeypatch):
     # Two builds (or pytest's two workers) fetching into one empty data folder wrote the same .part files and
@@ -81,18 +82,18 @@ def test_two_fetches_into_one_folder_at_once_both_succeed(tmp_path, monkeypatch)
     # A slow copy makes them overlap every time.
     import threading
     import time
-    copy = images.shutil.copyfileobj
+    copy = fetching.shutil.copyfileobj
 
     def slow_copy(src, dst, *args):
         time.sleep(0.2)
         return copy(src, dst, *args)
 
-    monkeypatch.setattr(images.shutil, "copyfileobj", slow_copy)
+    monkeypatch.setattr(fetching.shutil, "copyfileobj", slow_copy)
     errors, log = [], []
 
     def fetch():
         try:
-            images.fetch("fashion-mnist", tmp_path, log=log.append)
+            fetching.fetch("fashion-mnist", tmp_path, log=log.append)
         except Exception as exc:  # collected: a thread's exception would not fail the test
             errors.append(str(exc))
 

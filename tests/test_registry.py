@@ -1,6 +1,10 @@
 """The family registry: what the workflow, the command line and the code digest read; and rebuilding a run's model."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -52,6 +56,26 @@ def test_code_digest_files_unchanged():
                                                          "pipeline/experiments/lr_study.py"]
     assert workflow.aggregate_code("cnn") == [str(ROOT / f) for f in (
         "pipeline/aggregate/__init__.py", "pipeline/aggregate/style.py", "pipeline/aggregate/cnn.py")]
+
+
+def test_how_data_is_fetched_is_outside_what_a_run_computes():
+    # The fetch code sat in the module every run's digest covers, so a lock added to it retrained all 90 runs of a
+    # build; the files a run reads are pinned by their SHA-256 (in images.py and run.json), whatever fetched them.
+    import inspect
+    from pipeline.data import fetch, images
+
+    def rel(fn):
+        return str(Path(inspect.getsourcefile(fn)).relative_to(ROOT))
+    for fam in registry.FAMILIES.values():
+        assert rel(fetch.fetch) not in fam.code
+        if fam.data == "images":
+            assert {rel(images.verify), rel(images.splits)} <= set(fam.code)
+    # ... and no run imports it, so it cannot change what a run computes unseen.
+    imports = "; ".join(f"import {f.experiment_module}" for f in registry.FAMILIES.values())
+    probe = f"import sys, pipeline.run; {imports}; print('pipeline.data.fetch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 def test_fetch_data_folders_map_back_to_datasets():

