@@ -69,9 +69,15 @@ def spread_clause(a: pd.Series, b: pd.Series, col: str, scale: float = 100, unit
 
 
 def compare(a: pd.Series, b: pd.Series, col: str, name_a: str, name_b: str, fmt=pct, diff_fmt=pp) -> str:
-    diff = float(a[col]) - float(b[col])
-    return (f"{name_a} {fmt(float(a[col]))} vs {name_b} {fmt(float(b[col]))} ({diff_fmt(diff)}; "
-            f"{spread_clause(a, b, col)})")
+    """"A 98.40% vs B 98.10% (+0.30 pp; its test)": rows a and b of one table, Welch's t across their seeds."""
+    return contrast(name_a, float(a[col]), name_b, float(b[col]), difference(a, b, col), fmt, diff_fmt)
+
+
+def contrast(name_a: str, value_a: float, name_b: str, value_b: float, d: Difference, fmt=pct, diff_fmt=pp,
+             test: str = "Welch's t") -> str:
+    """Two levels, their difference and its test `d` (Welch's, or a paired t for two measures of the same runs)."""
+    return (f"{name_a} {fmt(value_a)} vs {name_b} {fmt(value_b)} ({diff_fmt(value_a - value_b)}; "
+            f"{noise_clause(d, test=test)})")
 
 
 def gain(a: pd.Series, b: pd.Series, col: str, col_b: str | None = None) -> str:

@@ -16,7 +16,7 @@ from ..aggregate.g2p import beam_sizes
 from ..aggregate.lr_study import rate_label
 from ..models.reference_cnn import ReferenceCNN
 
-from .findings import (best, change_ci, change_test, compare, mean_std, noise_clause, pct, plural, pp,
+from .findings import (best, change_ci, change_test, compare, contrast, mean_std, pct, plural, pp,
                        seeds_note)
 from .runs import run_index
 from .tables import integer as _int
@@ -309,8 +309,8 @@ def question3(t: pd.DataFrame, examples: dict, params: dict) -> dict:
         widest = max(beams)
         top_k = min(beams, key=lambda k: (r[f"test_wer_beam{k}"], k))
         d = change_test(r, f"wer_change_beam{widest}")
-        gain = (f"beam {widest} {pct(r[f'test_wer_beam{widest}'])} vs greedy {pct(r['test_wer_greedy'])} "
-                f"({pp(d.diff)}; {noise_clause(d, test='paired t')})")
+        gain = contrast(f"beam {widest}", r[f"test_wer_beam{widest}"], "greedy", r["test_wer_greedy"], d,
+                        test="paired t")
         lowest = (f"the lowest WER is at beam {top_k} ({pct(r[f'test_wer_beam{top_k}'])})"
                   if r[f"test_wer_beam{top_k}"] < r["test_wer_greedy"] else "no beam size beats greedy")
         cost = r[f"test_seconds_beam{widest}"] / max(r["test_seconds_greedy"], 1e-9)
