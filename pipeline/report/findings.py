@@ -64,10 +64,6 @@ def noise_clause(d: Difference, scale: float = 100, unit: str = "pp", test: str 
     return f"not distinguishable from seed noise with {n}: {ci}" + (f", {test}" if test != "Welch's t" else "")
 
 
-def spread_clause(a: pd.Series, b: pd.Series, col: str, scale: float = 100, unit: str = "pp") -> str:
-    return noise_clause(difference(a, b, col), scale, unit)
-
-
 def compare(a: pd.Series, b: pd.Series, col: str, name_a: str, name_b: str, fmt=pct, diff_fmt=pp) -> str:
     """"A 98.40% vs B 98.10% (+0.30 pp; its test)": rows a and b of one table, Welch's t across their seeds."""
     return contrast(name_a, float(a[col]), name_b, float(b[col]), difference(a, b, col), fmt, diff_fmt)
