@@ -191,6 +191,14 @@ def priority(cfg: dict, family: str, variant: str) -> int:
     return int(estimate_run(cfg, family, variant))
 
 
+def fetch_priority(cfg: dict) -> int:
+    """Above every run's priority: data first. Snakemake does not pass a job's priority on to the jobs it waits
+    for, so a fetch left at 0 waited until no run was ready, and every run reading that dataset trained last (in a
+    fresh clone's default build the LR study's 9 runs, each among the longest, started after all 81 others)."""
+    return 1 + max((priority(cfg, family, variant) for family, spec in cfg["families"].items()
+                    for variant in spec["variants"]), default=0)
+
+
 def resource(cfg: dict, family: str, key: str, default):
     return cfg["families"][family].get("resources", {}).get(key, default)
 

@@ -6,6 +6,7 @@ rule fetch_data:
         name=lambda wc: wf.dataset_name(wc.folder),
         cfg=lambda wc: wf.to_json({k: CFG[k] for k in ("data_dir",)}),
         python=PYTHON,
+    priority: wf.fetch_priority(CFG)
     log:
         wf.log("fetch_data", "{folder}"),
     conda:

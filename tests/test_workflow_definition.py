@@ -1,6 +1,7 @@
 """The workflow's definition, without running it: lint-clean, its conda environment, and every configuration key
 reaching the jobs."""
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -19,6 +20,29 @@ def test_snakemake_lint_finds_nothing(tmp_path):
     proc = snakemake(tmp_path, "--lint", "--config", "profile=smoke", timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "Lints for" not in out, out[-3000:]
+
+
+def _planned_priorities(text: str) -> dict[str, list[int]]:
+    """rule name -> the priority of each job of that rule in a dry run's job list (0 where none is printed)."""
+    out: dict[str, list[int]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        found = re.search(r"^\s+priority: (\d+)", block, re.M)
+        out.setdefault(rule, []).append(int(found.group(1)) if found else 0)
+    return out
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default"])
+def test_a_missing_dataset_is_fetched_before_any_run(tmp_path, profile):
+    """Snakemake starts the ready job of highest priority and does not raise a fetch's priority to that of the runs
+    waiting for it: at 0, a fetch waited until no other run was ready, and the runs reading its data trained last."""
+    proc = snakemake(tmp_path, "-n", "--cores", "2", "--config", f"profile={profile}",
+                     f"data_dir={tmp_path / 'empty'}", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    planned = _planned_priorities(proc.stdout)
+    assert len(planned["fetch_data"]) == len(wf.datasets_used(config.load(profile=profile)))
+    assert len(planned["train"]) > 20
+    assert min(planned["fetch_data"]) > max(planned["train"])
 
 
 def _pins(requirements) -> dict[str, str]:
