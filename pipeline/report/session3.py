@@ -226,7 +226,8 @@ def dimension_findings(rows: list[dict], base: pd.Series) -> list[str]:
         d = difference(v, base, "test_acc")
         return d, f"{v['variant']} {pp(d.diff)} [{100 * d.low:+.2f}, {100 * d.high:+.2f}]"
 
-    if not any(difference(r["best"], base, "test_acc").testable for r in rows):
+    tested = [(r, test(r["best"]), test(r["worst"])) for r in rows]
+    if not any(d_best.testable for _, (d_best, _), _ in tested):
         helped = sorted((r for r in rows if r["hi"] > 0), key=lambda r: -r["hi"])
         hurt = sorted((r for r in rows if r["hi"] <= 0), key=lambda r: r["lo"])
         out = []
@@ -238,8 +239,7 @@ def dimension_findings(rows: list[dict], base: pd.Series) -> list[str]:
                 f"{r['dim']}: {pp(r['lo'])} at worst{why(r)}" for r in hurt[:3]) + ".")
         return out
     helped, hurt, neither = [], [], []
-    for r in rows:
-        (d_best, best), (d_worst, worst) = test(r["best"]), test(r["worst"])
+    for r, (d_best, best), (d_worst, worst) in tested:
         if d_best.beyond_noise and d_best.diff > 0:
             helped.append((-d_best.diff, f"{r['dim']}: {best}{why(r)}"))
         elif d_worst.beyond_noise and d_worst.diff < 0:
