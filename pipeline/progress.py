@@ -44,7 +44,6 @@ DEFAULT_HEADLINE = "test_acc"
 PER_EXAMPLE = {"autoencoder": 1 / 28000, "stacked": 1 / 22000, "cnn": 1 / 13500, "vit": 1 / 7500,
                "lr_study": 1 / 14000, "g2p": 1 / 5000}
 FLOP_EXPONENT = 0.5
-IMAGE = (1, 1, 28, 28)   # one example of the image datasets (pipeline.data.images), for counting a model's FLOPs
 EXTRA = {"g2p": 3.0}      # CMUdict parsing and beam-search evaluation, independent of the epochs
 STARTUP = 6.0            # python + torch import + data load, measured per job on the smoke profile
 TRAIN_SIZE = 55000       # MNIST / Fashion-MNIST training images after the 5,000-image validation hold-out
@@ -86,12 +85,7 @@ def forward_mflops(family: str, params_json: str) -> float | None:
     if registry.family(family).data != "images":
         return None
     try:
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
-        model = registry.family(family).experiment().build(json.loads(params_json))
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(IMAGE))
-        return counter.get_total_flops() / 1e6 or None
+        return registry.family(family).forward_flops(json.loads(params_json)) / 1e6 or None
     except Exception:  # an estimate only: a family whose build needs more than its parameters costs the plain rate
         return None
 

@@ -17,6 +17,7 @@ from . import paths
 
 # Code every family runs, beyond its own.
 ENGINE = ("pipeline/train.py", "pipeline/run.py", "pipeline/experiments/common.py", "pipeline/data/images.py")
+IMAGE = (1, 1, 28, 28)   # one example of the image datasets (pipeline.data.images)
 # Code every aggregate runs, beyond its family's module.
 AGGREGATE_ENGINE = ("pipeline/aggregate/__init__.py", "pipeline/aggregate/style.py")
 
@@ -55,6 +56,19 @@ class Family:
         for rel in self.code:
             digest.update(rel.encode() + b"\0" + (cfglib.ROOT / rel).read_bytes())
         return digest.hexdigest()
+
+    def forward_flops(self, params: dict) -> int:
+        """FLOPs of one image through the variant's model as its experiment builds it: matrix products and
+        convolutions (attention's among them), 2 per multiply-add, counted by FlopCounterMode. A cost that does not
+        depend on the machine or on how busy it was, unlike a run's seconds per epoch."""
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+        if self.data != "images":
+            raise ValueError(f"{self.name} does not read images: no cost per image")
+        model = self.experiment().build(params)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(IMAGE))
+        return int(counter.get_total_flops())
 
     @property
     def aggregate_code(self) -> list[str]:

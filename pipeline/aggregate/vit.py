@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import registry
 from ..models.vit import cls_attention_map
 from . import summarise, trained_model
 from .autoencoder import test_images
@@ -15,8 +16,11 @@ from .style import HALF, accuracy_vs_params, plt, save
 
 def table(cfg: dict, runs):
     """The family's table with `gap` = train minus test accuracy taken per seed, so that its spread over seeds (and
-    a test of how it changes with size) comes from the runs, not from the two accuracies' separate spreads."""
-    return summarise(runs.assign(gap=runs["train_acc"] - runs["test_acc"]))
+    a test of how it changes with size) comes from the runs, not from the two accuracies' separate spreads; and
+    `macs`, the multiply-adds of one image through the variant's model (attention's products included), the cost
+    that seconds per epoch measure only as well as the machine kept its speed through the build."""
+    macs = {p: registry.family("vit").forward_flops(json.loads(p)) // 2 for p in set(runs["params_json"])}
+    return summarise(runs.assign(gap=runs["train_acc"] - runs["test_acc"], macs=runs["params_json"].map(macs)))
 
 
 def figures(cfg: dict, runs, table, out: Path) -> None:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
+from ..registry import IMAGE
 from .findings import (chosen, compare, difference, gain, mean_std, noise_clause, pct, per_doubling, plural, pp,
                        seeds_note, trend_clause)
 from .runs import run_index
@@ -182,8 +183,14 @@ def cnn(t: pd.DataFrame, fam: dict) -> dict:
 def vit(t: pd.DataFrame, fam: dict) -> dict:
     top = chosen(t)
     patch_default = fam.get("defaults", {}).get("patch_size")
-    sizes = t[[(fam["variants"].get(v) or {}).get("patch_size", patch_default) == patch_default
-               for v in t["variant"]]].sort_values("params")
+
+    def patch_of(variant: str) -> int:
+        return (fam["variants"].get(variant) or {}).get("patch_size", patch_default)
+
+    def tokens(variant: str) -> int:
+        return (IMAGE[-1] // patch_of(variant)) ** 2 + 1  # the patches and the class token
+
+    sizes = t[[patch_of(v) == patch_default for v in t["variant"]]].sort_values("params")
     findings = [f"Chosen on validation accuracy: {top['variant']} ({int(top['params']):,} parameters), test accuracy "
                 f"{pct(top['test_acc'])}."]
     if len(sizes) >= 3:
@@ -205,14 +212,16 @@ def vit(t: pd.DataFrame, fam: dict) -> dict:
         findings.append(trend + "; per step: " + ", ".join(
             f"{a['variant']}→{b['variant']} {gain(b, a, 'test_acc')}" for a, b in steps) + ".")
     findings.append(overfitting(t, sizes))
-    patch = t[[(fam["variants"].get(v) or {}).get("patch_size", patch_default) != patch_default
-               for v in t["variant"]]]
+    patch = t[[patch_of(v) != patch_default for v in t["variant"]]]
     ref = row(t, "small") if "small" in set(t["variant"]) else None
     if len(patch) and ref is not None:
-        findings.append("Patch size: " + "; ".join(
-            f"{r['change']}: {gain(r, ref, 'test_acc')}, {r['seconds_per_epoch'] / ref['seconds_per_epoch']:.1f}× "
-            "the time per epoch" for _, r in patch.iterrows())
-            + " (against small: smaller patches mean more tokens, and attention costs grow with their square).")
+        # The multiply-adds are the cost a reader can carry to another machine; the seconds are this build's, and
+        # small models' steps do not shrink with their products (optimizer, casts and per-op overheads stay).
+        findings.append("Patch size, against small: " + "; ".join(
+            f"{r['change']}: {gain(r, ref, 'test_acc')}; {tokens(r['variant'])} tokens instead of "
+            f"{tokens(ref['variant'])}, {r['macs'] / ref['macs']:.2f}× the multiply-adds per image and "
+            f"{r['seconds_per_epoch'] / ref['seconds_per_epoch']:.2f}× the time per epoch"
+            for _, r in patch.iterrows()) + ".")
     return {"table": t, "findings": findings, "best": top, "seeds": seeds_note(t)}
 
 
@@ -361,6 +370,7 @@ def display_tables(ctx: dict, cfg: dict) -> dict:
         "Train acc. (%)": spread(vit_t, "train_acc"),
         "Test acc. (%)": spread(vit_t, "test_acc"),
         "Gap (pp)": vit_t["gap"].map(lambda g: f"{100 * g:+.2f}"),
+        "MACs/image": vit_t["macs"].map(integer),
         "s/epoch": vit_t["seconds_per_epoch"].map(seconds),
     })
     out["ae"] = pd.DataFrame({
