@@ -38,3 +38,23 @@ def test_one_seed_keeps_the_sign_only_wording():
     text = _findings(_table(1, 0.0))
     assert "Helped most: normalisation: batch_norm +0.30 pp" in text and "beyond seed noise" not in text
     assert "One seed per variant" in text
+
+
+def _sized(std: float) -> pd.DataFrame:
+    """Base, half and double the parameters; accuracy +0.5 pp per doubling."""
+    table = _table(3, std).iloc[:3].copy()
+    table["params"] = [200000, 100000, 400000]
+    table["test_acc"] = [0.985, 0.980, 0.990]
+    return table
+
+
+def test_parameters_against_accuracy_carries_a_trend_test():
+    # It said "Cost and accuracy are loosely tied" from the two spans alone, whatever the seeds said.
+    tight = next(f for f in session3.cnn(_sized(0.0005), FAMILY)["findings"] if f.startswith("Parameters"))
+    assert "over all 3 variants: parameters span 100,000–400,000 (4×), test accuracy 98.00%–99.00%" in tight
+    assert "+0.50 pp per doubling of the parameters (least squares on log₂ parameters; beyond seed noise" in tight
+    wide = next(f for f in session3.cnn(_sized(0.02), FAMILY)["findings"] if f.startswith("Parameters"))
+    assert "not distinguishable from no trend with 3 seeds per point" in wide
+    # Every variant the same size: no trend to fit.
+    same = next(f for f in session3.cnn(_table(3, 0.0005), FAMILY)["findings"] if f.startswith("Parameters"))
+    assert "per doubling" not in same

@@ -169,11 +169,17 @@ def cnn(t: pd.DataFrame, fam: dict) -> dict:
     })
     findings += dimension_findings(rows, base)
     cheap = t.sort_values("params").iloc[0]
-    findings.append(
-        f"Cost and accuracy are loosely tied: parameters span {int(t['params'].min()):,}–{int(t['params'].max()):,} "
-        f"({t['params'].max() / t['params'].min():.0f}×) while test accuracy spans only "
-        f"{pct(t['test_acc'].min())}–{pct(t['test_acc'].max())}; the smallest network ({cheap['variant']}) "
-        f"reaches {pct(cheap['test_acc'])}.")
+    spans = (f"parameters span {int(t['params'].min()):,}–{int(t['params'].max()):,} "
+             f"({t['params'].max() / t['params'].min():.0f}×), test accuracy "
+             f"{pct(t['test_acc'].min())}–{pct(t['test_acc'].max())}")
+    if t["params"].nunique() >= 3:
+        # Over every variant, not only those that change size alone: whether parameters, however spent, buy
+        # accuracy.
+        tr = per_doubling(t, "params", "test_acc")
+        spans += (f", {100 * tr.slope:+.2f} pp per doubling of the parameters (least squares on log₂ parameters; "
+                  f"{trend_clause(tr)})")
+    findings.append(f"Parameters against accuracy, over all {len(t)} variants: {spans}; the smallest network "
+                    f"({cheap['variant']}) reaches {pct(cheap['test_acc'])}.")
     if int(t["n_seeds"].max()) < 2:
         findings.append("One seed per variant: differences of a few tenths of a point are not tested against seed "
                         "noise and may not repeat.")
