@@ -32,15 +32,14 @@ def _planned_priorities(text: str) -> dict[str, list[int]]:
     return out
 
 
-@pytest.mark.parametrize("profile", ["smoke", "default"])
-def test_a_missing_dataset_is_fetched_before_any_run(tmp_path, profile):
+def test_a_missing_dataset_is_fetched_before_any_run(tmp_path):
     """Snakemake starts the ready job of highest priority and does not raise a fetch's priority to that of the runs
     waiting for it: at 0, a fetch waited until no other run was ready, and the runs reading its data trained last."""
-    proc = snakemake(tmp_path, "-n", "--cores", "2", "--config", f"profile={profile}",
+    proc = snakemake(tmp_path, "-n", "--cores", "2", "--config", "profile=default",
                      f"data_dir={tmp_path / 'empty'}", timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     planned = _planned_priorities(proc.stdout)
-    assert len(planned["fetch_data"]) == len(wf.datasets_used(config.load(profile=profile)))
+    assert len(planned["fetch_data"]) == len(wf.datasets_used(config.load(profile="default")))
     assert len(planned["train"]) > 20
     assert min(planned["fetch_data"]) > max(planned["train"])
 
