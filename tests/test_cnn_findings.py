@@ -58,3 +58,19 @@ def test_parameters_against_accuracy_carries_a_trend_test():
     # Every variant the same size: no trend to fit.
     same = next(f for f in session3.cnn(_table(3, 0.0005), FAMILY)["findings"] if f.startswith("Parameters"))
     assert "per doubling" not in same
+
+
+def test_cnn_against_the_fully_connected_stack_is_tested_across_seeds():
+    # 3.2-Q1.c gave the two accuracies side by side with no test of their difference.
+    conv = {"param_counts": {"conv": {"layer": "Conv2d", "numel": 320}, "fc": {"layer": "Linear", "numel": 61544},
+                             "ratio_fc_over_conv": 192.3},
+            "equivariance": {"shift": [3, 2], "conv": {"max_abs_diff": 0.0}, "fc": {"max_abs_diff": 1.07}}}
+    base = pd.Series({"test_acc": 0.9874, "test_acc_std": 0.001, "n_seeds": 3, "params": 206922})
+    stack = pd.Series({"acc_finetuned": 0.9837, "acc_finetuned_std": 0.0005, "n_seeds": 3, "params": 567434})
+    text = session3.why_cnns(conv, {"base": base}, {"best": stack})
+    assert ("the base CNN (206,922 parameters) 98.74% vs the best fully connected stack of section 1 (567,434) "
+            "98.37% (+0.37 pp; beyond seed noise: 95% CI") in text
+    noisy = base.copy()
+    noisy["test_acc_std"] = 0.01
+    assert "(+0.37 pp; not distinguishable from seed noise with 3 seeds" in session3.why_cnns(
+        conv, {"base": noisy}, {"best": stack})

@@ -8,8 +8,8 @@ import pandas as pd
 
 from .. import paths
 from ..registry import IMAGE
-from .findings import (chosen, compare, difference, gain, mean_std, noise_clause, pct, per_doubling, plural, pp,
-                       seeds_note, trend_clause)
+from .findings import (chosen, compare, contrast, difference, gain, mean_std, noise_clause, pct, per_doubling,
+                       plural, pp, seeds_note, trend_clause)
 from .runs import run_index
 from .tables import integer, read_json, read_table, row, seconds, spread
 
@@ -316,9 +316,10 @@ def why_cnns(conv: dict, cnn_part: dict, sae_part: dict) -> str:
         f"px shifts the conv feature map exactly (max difference {conv['equivariance']['conv']['max_abs_diff']:.1e} "
         f"away from the borders); the fully connected output changes by up to "
         f"{conv['equivariance']['fc']['max_abs_diff']:.2f}.",
-        f"Accuracy per parameter, measured here: the base CNN reaches {pct(base['test_acc'])} with "
-        f"{int(base['params']):,} parameters; the best fully connected stack (section 1) "
-        f"{pct(mlp['acc_finetuned'])} with {int(mlp['params']):,}.",
+        "Accuracy per parameter, measured here: " + contrast(
+            f"the base CNN ({int(base['params']):,} parameters)", float(base["test_acc"]),
+            f"the best fully connected stack of section 1 ({int(mlp['params']):,})", float(mlp["acc_finetuned"]),
+            difference(base, mlp, "test_acc", "acc_finetuned")) + ".",
     ])
 
 
