@@ -34,3 +34,20 @@ def test_beam_search_gain_is_tested_per_seed(monkeypatch):
     # Welch's test on the two WERs' own spreads (0.34 pp) called a gain of 0.43 pp on every seed noise.
     assert "test WER beam 10 26.39% vs greedy 26.82% (-0.43 pp; beyond seed noise: 95% CI" in text
     assert "paired t on 3 seeds" in text and "not distinguishable" not in text
+
+
+def test_beam_sizes_tied_at_the_precision_shown_are_named_together(monkeypatch):
+    # "the lowest WER is at beam 5 (26.40%)" beside a beam 10 of 26.40% in the same table.
+    history = pd.DataFrame({"val_wer": [0.5, 0.3, 0.29], "train_loss": [0.6, 0.2, 0.1]})
+    monkeypatch.setattr(pipeline.aggregate, "history", lambda *_: history)
+    runs = _runs()
+    for m in ("wer", "per", "ned"):
+        runs[f"test_{m}_beam5"] = runs[f"test_{m}_beam10"]
+    runs["test_seconds_beam5"] = 8.0
+    runs["test_wer_beam10"] += 0.00001  # worse by 0.001 pp: the same once rounded to 0.01 pp
+    table = g2p_aggregate.table({}, runs)
+    table.insert(1, "change", "")
+    params = {"anneal_start": 0.7, "anneal_floor": 0.05}
+    text = " ".join(hw2.question3(table, {}, params)["answers"]["beam"])
+    assert "the lowest WER, 26.39%, is at beams 5 and 10" in text
+    assert hw2.join([3, 5, 10]) == "3, 5 and 10"

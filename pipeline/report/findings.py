@@ -104,6 +104,12 @@ def mean_std(row: pd.Series, col: str, scale: float = 100, digits: int = 2) -> s
     return base if math.isnan(std) else f"{base} ± {scale * std:.{digits}f}"
 
 
+def join(items) -> str:
+    """"3", "3 and 5", "3, 5 and 10"."""
+    items = [str(i) for i in items]
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
