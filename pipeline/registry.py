@@ -61,10 +61,10 @@ class Family:
         """FLOPs of one image through the variant's model as its experiment builds it: matrix products and
         convolutions (attention's among them), 2 per multiply-add, counted by FlopCounterMode. A cost that does not
         depend on the machine or on how busy it was, unlike a run's seconds per epoch."""
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
         if self.data != "images":
             raise ValueError(f"{self.name} does not read images: no cost per image")
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
         model = self.experiment().build(params)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(torch.zeros(IMAGE))
