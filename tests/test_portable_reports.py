@@ -23,7 +23,7 @@ import pytest
 pypdf = pytest.importorskip("pypdf")
 pytest.importorskip("weasyprint")
 
-from pipeline.report import render_report  # noqa: E402
+from pipeline.report.render import render_report  # noqa: E402
 from pipeline.report.build import ROOT  # noqa: E402
 from pipeline.report.index import write_index  # noqa: E402
 

@@ -16,7 +16,8 @@ import pytest
 pypdf = pytest.importorskip("pypdf")
 pytest.importorskip("weasyprint")
 
-from pipeline.report import PageLimitError, ReportError, render_report  # noqa: E402
+from pipeline.report.fit import PageLimitError  # noqa: E402
+from pipeline.report.render import ReportError, render_report  # noqa: E402
 from pipeline.report import fit, provenance  # noqa: E402
 from pipeline.report.render import format_value, make_environment, per_variant, table_model  # noqa: E402
 

@@ -17,7 +17,7 @@ import pytest
 pypdf = pytest.importorskip("pypdf")
 pytest.importorskip("weasyprint")
 
-from pipeline.report import ReportError, render_report  # noqa: E402
+from pipeline.report.render import ReportError, render_report  # noqa: E402
 
 from .test_render import FIXTURE, NAME, PROV, context, pdf_text  # noqa: E402
 

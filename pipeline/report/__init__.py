@@ -1,7 +1,4 @@
-"""Report rendering: Jinja templates -> page-limited PDF with WeasyPrint, plus provenance."""
-from .fit import PageLimitError, Setting
-from .render import ReportError, load_assignment, make_environment, render_report, write_previews
-from .provenance import collect as collect_provenance
+"""Report rendering: Jinja templates -> page-limited PDF with WeasyPrint, plus provenance.
 
-__all__ = ["PageLimitError", "ReportError", "Setting", "collect_provenance", "load_assignment",
-           "make_environment", "render_report", "write_previews"]
+Nothing is imported here: `pipeline.workflow` (read by every Snakemake job and `python -m pipeline run`) needs only
+`pipeline.report.assignments`, and importing the renderer with it cost every training run pandas and Jinja."""
