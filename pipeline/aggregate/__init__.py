@@ -48,6 +48,14 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def with_macs(family: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """`macs`: the multiply-adds of one image through each run's model (registry.Family.forward_flops), the cost that
+    seconds per epoch measure only as well as the machine kept its speed through the build. Counted here, not by
+    the runs: it depends on the parameters alone."""
+    macs = {p: registry.family(family).forward_flops(json.loads(p)) // 2 for p in set(runs["params_json"])}
+    return runs.assign(macs=runs["params_json"].map(macs))
+
+
 def describe_variant(cfg: dict, family: str, variant: str) -> str:
     """The variant's own settings, i.e. how it differs from its family's defaults ("defaults" if not at all)."""
     own = cfg["families"][family]["variants"][variant] or {}

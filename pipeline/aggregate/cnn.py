@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import history, trained_model
+from . import history, summarise, trained_model, with_macs
 from .style import HALF, accuracy_vs_params, integer_x, plt, save
 
 MAIN = ("base", "one_conv", "three_conv", "batch_norm", "best_combo")
@@ -14,6 +14,10 @@ MAIN = ("base", "one_conv", "three_conv", "batch_norm", "best_combo")
 def best_variant(table) -> str:
     """Chosen on validation accuracy, as the report chooses it: the test set only reports the choice."""
     return str(table.loc[table["val_acc"].idxmax(), "variant"])
+
+
+def table(cfg: dict, runs):
+    return summarise(with_macs("cnn", runs))
 
 
 def figures(cfg: dict, runs, table, out: Path) -> None:

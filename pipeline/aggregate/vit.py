@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import registry
 from ..models.vit import cls_attention_map
-from . import summarise, trained_model
+from . import summarise, trained_model, with_macs
 from .autoencoder import test_images
 from .cnn import best_variant
 from .style import HALF, accuracy_vs_params, plt, save
@@ -16,11 +16,12 @@ from .style import HALF, accuracy_vs_params, plt, save
 
 def table(cfg: dict, runs):
     """The family's table with `gap` = train minus test accuracy taken per seed, so that its spread over seeds (and
-    a test of how it changes with size) comes from the runs, not from the two accuracies' separate spreads; and
-    `macs`, the multiply-adds of one image through the variant's model (attention's products included), the cost
-    that seconds per epoch measure only as well as the machine kept its speed through the build."""
-    macs = {p: registry.family("vit").forward_flops(json.loads(p)) // 2 for p in set(runs["params_json"])}
-    return summarise(runs.assign(gap=runs["train_acc"] - runs["test_acc"], macs=runs["params_json"].map(macs)))
+    a test of how it changes with size) comes from the runs, not from the two accuracies' separate spreads; `macs`
+    (attention's products included) and `tokens`, the sequence the encoder reads."""
+    family = registry.family("vit")
+    tokens = {p: family.experiment().build(json.loads(p)).tokens for p in set(runs["params_json"])}
+    runs = with_macs("vit", runs)
+    return summarise(runs.assign(gap=runs["train_acc"] - runs["test_acc"], tokens=runs["params_json"].map(tokens)))
 
 
 def figures(cfg: dict, runs, table, out: Path) -> None:

@@ -39,14 +39,23 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.
     return train.predict_classes(model, x, prepare=images_to_float, batch_size=batch_size)
 
 
+def hit_rate(predicted: torch.Tensor, y: torch.Tensor) -> float:
+    """The share of predictions equal to the labels; counts stay on the device until the end."""
+    return (predicted == y).sum().item() / max(len(y), 1)
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Classification accuracy on uint8 images; counts stay on the device until the end."""
-    return (predict(model, x, batch_size) == y).sum().item() / max(len(x), 1)
+    """Classification accuracy on uint8 images."""
+    return hit_rate(predict(model, x, batch_size), y)
+
+
+def class_predictions(predicted: torch.Tensor) -> dict:
+    """The predicted class of every test image, for review (`pipeline diff` counts the ones that changed)."""
+    return {"split": "test", "kind": "class", "values": predicted.cpu().tolist()}
 
 
 def predictions_on_test(model: nn.Module, data: images.Splits) -> dict:
-    """The predicted class of every test image, for review (`pipeline diff` counts the ones that changed)."""
-    return {"split": "test", "kind": "class", "values": predict(model, data.test[0]).cpu().tolist()}
+    return class_predictions(predict(model, data.test[0]))
 
 
 def count_params(model: nn.Module) -> int:
@@ -76,10 +85,13 @@ def train_classifier(ctx: RunContext, model: nn.Module, data: images.Splits, *, 
         evaluate=lambda m: {"val_acc": accuracy(m, *data.val)})
 
 
-def classifier_metrics(model: nn.Module, data: images.Splits) -> dict:
-    n = len(data.test[0])
-    return {"test_acc": accuracy(model, *data.test), "val_acc": accuracy(model, *data.val),
-            "train_acc": accuracy(model, *train_subset(*data.train, n)), "params": count_params(model)}
+def classifier_metrics(model: nn.Module, data: images.Splits) -> tuple[dict, dict]:
+    """Test, validation and train-subset accuracy, and the test predictions for review: the test images are
+    classified once for both, not once more for the predictions."""
+    test = predict(model, data.test[0])
+    metrics = {"test_acc": hit_rate(test, data.test[1]), "val_acc": accuracy(model, *data.val),
+               "train_acc": accuracy(model, *train_subset(*data.train, len(test))), "params": count_params(model)}
+    return metrics, class_predictions(test)
 
 
 def one_cycle(model: nn.Module, params: dict, n_train: int, adamw: bool = False):

@@ -10,7 +10,7 @@ import torch
 from ..models.reference_cnn import ReferenceCNN
 from ..run import RunOutput
 from ..train import RunContext
-from .common import adam_for, classifier_metrics, load_splits, predictions_on_test, train_classifier
+from .common import adam_for, classifier_metrics, load_splits, train_classifier
 
 
 def build(p: dict | None = None) -> ReferenceCNN:
@@ -22,7 +22,7 @@ def run(ctx: RunContext) -> RunOutput:
     model = build(ctx.params).to(ctx.device)
     opt = adam_for(model, {"lr": ctx.params["lr"]})
     train_classifier(ctx, model, data, optimizer=opt)
-    metrics = classifier_metrics(model, data)
+    metrics, predictions = classifier_metrics(model, data)
     metrics["lr"] = float(ctx.params["lr"])
     metrics.update(n_train=len(data.train[0]), n_val=len(data.val[0]), n_test=len(data.test[0]))
-    return RunOutput(metrics=metrics, model=model, predictions=predictions_on_test(model, data))
+    return RunOutput(metrics=metrics, model=model, predictions=predictions)

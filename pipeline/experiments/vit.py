@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..models.vit import ViTClassifier
 from ..run import RunOutput
 from ..train import RunContext
-from .common import classifier_metrics, load_splits, one_cycle, predictions_on_test, train_classifier
+from .common import classifier_metrics, load_splits, one_cycle, train_classifier
 
 
 def build(p: dict) -> ViTClassifier:
@@ -18,4 +18,5 @@ def run(ctx: RunContext) -> RunOutput:
     model = build(p).to(ctx.device)
     opt, sched = one_cycle(model, p, len(data.train[0]), adamw=True)
     train_classifier(ctx, model, data, optimizer=opt, scheduler=sched)
-    return RunOutput(metrics=classifier_metrics(model, data), model=model, predictions=predictions_on_test(model, data))
+    metrics, predictions = classifier_metrics(model, data)
+    return RunOutput(metrics=metrics, model=model, predictions=predictions)

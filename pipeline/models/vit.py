@@ -47,6 +47,11 @@ class ViTClassifier(nn.Module):
         for attention, _ in self.vit.transformer.layers:
             attention.attend = Float32Softmax(dim=-1)
 
+    @property
+    def tokens(self) -> int:
+        """The sequence the encoder reads: one token per patch and the class token."""
+        return self.grid ** 2 + 1
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.vit(x)
 

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
-from ..registry import IMAGE
 from .findings import (chosen, compare, contrast, difference, gain, mean_std, noise_clause, pct, per_doubling,
                        plural, pp, seeds_note, trend_clause)
 from .runs import run_index
@@ -193,9 +192,6 @@ def vit(t: pd.DataFrame, fam: dict) -> dict:
     def patch_of(variant: str) -> int:
         return (fam["variants"].get(variant) or {}).get("patch_size", patch_default)
 
-    def tokens(variant: str) -> int:
-        return (IMAGE[-1] // patch_of(variant)) ** 2 + 1  # the patches and the class token
-
     sizes = t[[patch_of(v) == patch_default for v in t["variant"]]].sort_values("params")
     findings = [f"Chosen on validation accuracy: {top['variant']} ({int(top['params']):,} parameters), test accuracy "
                 f"{pct(top['test_acc'])}."]
@@ -224,8 +220,8 @@ def vit(t: pd.DataFrame, fam: dict) -> dict:
         # The multiply-adds are the cost a reader can carry to another machine; the seconds are this build's, and
         # small models' steps do not shrink with their products (optimizer, casts and per-op overheads stay).
         findings.append("Patch size, against small: " + "; ".join(
-            f"{r['change']}: {gain(r, ref, 'test_acc')}; {tokens(r['variant'])} tokens instead of "
-            f"{tokens(ref['variant'])}, {r['macs'] / ref['macs']:.2f}× the multiply-adds per image and "
+            f"{r['change']}: {gain(r, ref, 'test_acc')}; {int(r['tokens'])} tokens instead of "
+            f"{int(ref['tokens'])}, {r['macs'] / ref['macs']:.2f}× the multiply-adds per image and "
             f"{r['seconds_per_epoch'] / ref['seconds_per_epoch']:.2f}× the time per epoch"
             for _, r in patch.iterrows()) + ".")
     return {"table": t, "findings": findings, "best": top, "seeds": seeds_note(t)}
