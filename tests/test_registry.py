@@ -131,3 +131,13 @@ def test_a_familys_code_digest_is_the_one_its_runs_record():
     for name in ("cnn", "g2p"):
         assert identity(name, {}, 0, "fp32")["code"] == registry.family(name).code_digest()
     assert registry.family("cnn").code_digest() != registry.family("g2p").code_digest()
+
+
+def test_a_training_run_does_not_import_the_renderer():
+    """Every run is its own process: the renderer's imports (pandas, Jinja) cost each of a build's 90 runs about half
+    a second on a slow VM, and came in through the command line's parser, pipeline.workflow and the error classes."""
+    code = ("import sys\nfrom pipeline.__main__ import parser\nfrom pipeline import run, workflow\n"
+            "import pipeline.experiments.cnn, pipeline.experiments.g2p\nparser()\n"
+            "print(sorted(m for m in ('pandas', 'jinja2', 'weasyprint', 'pipeline.report.render') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
