@@ -141,3 +141,13 @@ def test_a_training_run_does_not_import_the_renderer():
             "print(sorted(m for m in ('pandas', 'jinja2', 'weasyprint', 'pipeline.report.render') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_workflow_profile_keeps_snakemakes_rescheduling_timers_rare():
+    """Snakemake re-schedules one timespan after every pass and each finished job adds a chain of such timers: at its
+    default of 1 s the scheduler ran ~90 times a second by the end of a default build. The profile's limit must stay
+    above the build's job count (never throttle) with a timespan of at least 5 s."""
+    from snakemake.settings.types import MaxJobsPerTimespan
+    profile = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
+    limit = MaxJobsPerTimespan.parse_choice(profile["max-jobs-per-timespan"])
+    assert limit.timespan >= 5 and limit.max_jobs >= 200
