@@ -5,6 +5,7 @@ optimizer steps, evaluation under inference mode, history rows, progress output 
 """
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import sys
@@ -52,10 +53,38 @@ def disk_full_message(path: Path, exc: BaseException) -> str | None:
             "space and run the same command again: finished runs and epoch checkpoints are kept")
 
 
+class _Uncompiled:
+    """An optimizer whose methods run as the plain functions inside torch.optim's torch.compile wrappers.
+
+    torch.optim wraps `step` (to mark graph breaks) and `zero_grad`, `add_param_group`, `state_dict` and
+    `load_state_dict` (to keep torch.compile from tracing them), and each wrapper imports torch._dynamo on first use:
+    1.8-4.5 s of every run's process (sympy and the symbolic-shape machinery), more than a small CNN's epoch. Runs
+    never compile, so the plain functions compute exactly what the wrapped ones do (tested step for step against
+    torch.optim); `step` keeps the wrapper's no-grad mode.
+    """
+    zero_grad = inspect.unwrap(torch.optim.Optimizer.zero_grad)
+    add_param_group = inspect.unwrap(torch.optim.Optimizer.add_param_group)
+    state_dict = inspect.unwrap(torch.optim.Optimizer.state_dict)
+    load_state_dict = inspect.unwrap(torch.optim.Optimizer.load_state_dict)
+    _plain_step: Callable
+
+    def step(self, closure=None):
+        with torch.no_grad():
+            return self._plain_step(closure)
+
+
+class Adam(_Uncompiled, torch.optim.Adam):
+    _plain_step = inspect.unwrap(torch.optim.Adam.step)
+
+
+class AdamW(_Uncompiled, torch.optim.AdamW):
+    _plain_step = inspect.unwrap(torch.optim.AdamW.step)
+
+
 def adam(params, lr: float, weight_decay: float = 0.0, decoupled: bool = False) -> torch.optim.Optimizer:
     """Adam (AdamW when `decoupled`) with the fused kernel, on CPU as on CUDA: one pass over all parameters instead
     of a dozen small ops per tensor, which makes the optimizer step 2.5x faster for the MLPs here."""
-    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    cls = AdamW if decoupled else Adam
     return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
 
 

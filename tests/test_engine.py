@@ -1,6 +1,11 @@
 """The run engine: atomic outputs with provenance, identical results for the same seed, and resume."""
+import copy
 import csv
+import importlib
+import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,6 +100,56 @@ def test_engine_adam_is_the_fused_kernel_and_matches_the_reference_step():
             (p ** 2).sum().backward()
             opt.step()
     torch.testing.assert_close(w, ref)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_engine_adam_steps_and_checkpoints_exactly_as_torch_optim(decoupled):
+    # train.adam calls torch.optim's plain functions, without their torch.compile wrappers: the same arithmetic,
+    # under a schedule, through a state_dict round trip halfway.
+    torch.manual_seed(0)
+    ours = torch.nn.Linear(20, 5)
+    ref = copy.deepcopy(ours)
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    opts = [adam(ours.parameters(), 1e-2, 1e-2, decoupled=decoupled),
+            cls(ref.parameters(), lr=1e-2, weight_decay=1e-2, fused=True)]
+    assert isinstance(opts[0], cls)
+    scheds = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=1e-2, total_steps=12) for o in opts]
+    x = torch.randn(64, 20)
+    for step in range(12):
+        if step == 6:
+            saved = [(o.state_dict(), s.state_dict()) for o, s in zip(opts, scheds)]
+            assert str(saved[0]) == str(saved[1])
+            opts[0] = adam(ours.parameters(), 1e-2, 1e-2, decoupled=decoupled)
+            scheds[0] = torch.optim.lr_scheduler.OneCycleLR(opts[0], max_lr=1e-2, total_steps=12)
+            opts[0].load_state_dict(saved[0][0])
+            scheds[0].load_state_dict(saved[0][1])
+        for model, opt, sched in zip((ours, ref), opts, scheds):
+            opt.zero_grad(set_to_none=True)
+            model(x).square().mean().backward()
+            opt.step()
+            sched.step()
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_run_does_not_import_torch_dynamo(smoke_cfg, tmp_path):
+    # torch.optim's wrappers import torch._dynamo (1.8-4.5 s of a run's process) on first use; runs never compile.
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(smoke_cfg))
+    code = ("import sys, json; from pipeline.run import execute; "
+            f"execute('stacked', 'sae128', 0, json.load(open({str(cfg)!r}))); "
+            "print('dynamo imported' if 'torch._dynamo' in sys.modules else 'no dynamo')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "no dynamo"
+
+
+@pytest.mark.parametrize("module", ["torch", "torch.nn.modules.module", "numpy", "snakemake"])
+def test_the_environment_holds_the_bytecode_every_job_imports(module):
+    # Where PYTHONDONTWRITEBYTECODE is set no job writes it, so `make setup` must (3.3 s to import torch without).
+    source = importlib.import_module(module).__file__
+    assert Path(importlib.util.cache_from_source(source)).exists(), f"no bytecode for {source}: run `make setup`"
 
 
 def test_runs_treat_subnormal_floats_as_zero(smoke_cfg):
