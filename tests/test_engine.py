@@ -16,6 +16,8 @@ from pipeline.paths import checkpoint_dir, run_dir
 from pipeline.run import execute
 from pipeline.train import INTERRUPT_ENV, Interrupted, adam, native_bf16, resolve_precision
 
+from .conftest import ROOT
+
 
 def _metrics(path: Path) -> str:
     return (path / "metrics.json").read_text()
@@ -139,8 +141,7 @@ def test_a_run_does_not_import_torch_dynamo(smoke_cfg, tmp_path):
     code = ("import sys, json; from pipeline.run import execute; "
             f"execute('stacked', 'sae128', 0, json.load(open({str(cfg)!r}))); "
             "print('dynamo imported' if 'torch._dynamo' in sys.modules else 'no dynamo')")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "no dynamo"
 
