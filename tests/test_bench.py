@@ -59,7 +59,7 @@ def test_g2p_words_per_second(quick_bench):
 
 def test_quick_skips_workflow_timings_but_keeps_their_keys(quick_bench):
     res, stdout = quick_bench
-    for name in ("smoke_workflow", "report", "incremental", "peak_memory", "threads", "default_workflow"):
+    for name in ("floor", "smoke_workflow", "report", "incremental", "peak_memory", "threads", "default_workflow"):
         assert res[name] == {"skipped": "--quick"}, name
     assert "autoencoder ae32" in stdout and "wrote" in stdout
 

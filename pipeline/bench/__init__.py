@@ -5,7 +5,8 @@
 
 Sections: `throughput` (our data path and engine against a notebook's) and `g2p` (pipeline.bench.throughput);
 `compute` (FLOPs per step, achieved GFLOP/s, the step against its matrix products alone, the CPU's own ceiling:
-pipeline.bench.ceiling); the workflow timings (pipeline.bench.workflow). Every model the benchmark trains is the one
+pipeline.bench.ceiling); `floor` (the profile's whole training at pure compute, against its built runs' job time:
+pipeline.bench.floor); the workflow timings (pipeline.bench.workflow). Every model the benchmark trains is the one
 the family's experiment trains, taken from the experiment itself (pipeline.bench.families).
 
 Numbers on a shared machine are noisy: every throughput is measured after a warm-up, repeated with the paths
@@ -29,6 +30,7 @@ from typing import Any, Callable
 from .. import config as cfglib
 from .. import runinfo
 from .ceiling import bench_compute, cpu_info
+from .floor import bench_floor
 from .common import QUICK_ENV, QUICK_SECTIONS, SECTIONS, Settings
 from .families import capture
 from .output import table, write
@@ -120,6 +122,8 @@ def run_bench(args) -> dict:
             if "compute" in wanted:
                 out["compute"] = _section("compute", lambda: bench_compute(cfg, st, device, data_dir, scratch,
                                                                            g2p_data), log)
+            if "floor" in wanted:
+                out["floor"] = _section("floor", lambda: bench_floor(cfg, st, device, data_dir, scratch, results), log)
             torch.set_num_threads(threads_default)
             smoke_work = None
             if "smoke_workflow" in wanted:

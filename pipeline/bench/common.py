@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from .. import config as cfglib
 
-SECTIONS = ("throughput", "g2p", "compute", "smoke_workflow", "report", "incremental", "peak_memory", "threads",
-            "default_workflow")
+SECTIONS = ("throughput", "g2p", "compute", "floor", "smoke_workflow", "report", "incremental", "peak_memory",
+            "threads", "default_workflow")
 QUICK_SECTIONS = ("throughput", "g2p", "compute")
 QUICK_ENV = "DFL_BENCH_QUICK"
 

@@ -53,6 +53,7 @@ def table(res: dict) -> str:
     elif g:
         lines.append(f"g2p: {g.get('error') or g.get('skipped')}")
     lines += compute_table(res.get("compute", {}))
+    lines += floor_table(res.get("floor", {}))
     lines.append("")
 
     def status(v: dict) -> str | None:
@@ -133,6 +134,46 @@ def compute_table(comp: dict) -> list[str]:
         if shares:
             rest = ", ".join(f"{op} {share:.0%}" for op, share in shares["top_other"])
             lines.append(f"{'':<4}profiled step: matrix products {shares['matrix_share']:.0%}; most of the rest: {rest}")
+    return lines
+
+
+def _duration(seconds) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def _range(values: list) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+
+
+def floor_table(fl: dict) -> list[str]:
+    """Per family: the profile's runs at pure compute against the job time its built runs took."""
+    if not fl:
+        return []
+    if "error" in fl or "skipped" in fl:
+        return [f"floor: {fl.get('error') or fl.get('skipped')}"]
+    lines = ["", f"the profile's training at pure compute (seeds {', '.join(map(str, fl['seeds']))}): every step "
+             "of every training stage at its matrix products' speed, nothing else",
+             f"{'family':<14}{'runs':>5}{'steps/run':>15}{'TFLOP':>8}{'pure':>11}{'built':>11}{'built/pure':>12}"]
+    for fam, f in fl["families"].items():
+        errors = [f"{v}: {r['error'][:120]}" for v, r in f["variants"].items() if "error" in r]
+        if errors:
+            lines.append(f"{fam:<14}FAILED: {errors[0]}")
+            continue
+        steps = _range([r["steps"] for r in f["variants"].values()])
+        pure, built = f["pure_seconds"], f["measured_seconds"]
+        lines.append(f"{fam:<14}{f['runs']:>5}{steps:>15}{f['flops'] / 1e12:>8.1f}{_duration(pure):>11}"
+                     f"{_duration(built):>11}{(f'{built / pure:.2f}x' if built and pure else '-'):>12}")
+    total, built = fl.get("pure_seconds"), fl.get("measured_seconds")
+    if total is not None:
+        lines.append(f"{'all':<14}{sum(f['runs'] for f in fl['families'].values()):>5}{'':>15}{'':>8}"
+                     f"{_duration(total):>11}{_duration(built):>11}{(f'{built / total:.2f}x' if built else '-'):>12}")
+        lines.append(f"wall time at pure compute, {fl['parallel_runs']} run(s) at once: at least "
+                     f"{_duration(fl['wall_floor_seconds'])}"
+                     + (f"; built runs from commit {', '.join(fl['measured_commits'])}"
+                        if fl.get("measured_commits") else "; no built runs of this profile in the results folder"))
     return lines
 
 
