@@ -110,6 +110,27 @@ def test_a_long_footer_breaks_between_its_items(results, tmp_path):
     assert not any(line.endswith(("-", "\u2010")) for line in lines[footer:footer + 2])
 
 
+def test_a_footer_of_two_lines_is_not_justified(results, tmp_path):
+    """The footer is a running element taken from <body>, whose text is justified: its first line was spread
+    across the page with 7 pt gaps between the words."""
+    prov = {**PROV, "commit": "204f369274", "runs_commit": "091ac2b274",
+            "device": "cpu:Intel(R) Xeon(R) Processor (1 thread), bf16", "training_time": "2 h 19 min"}
+    import weasyprint
+    render_report(FIXTURE, context(), tmp_path, NAME, results, prov)
+    html = tmp_path / f"{NAME}.html"
+    page = weasyprint.HTML(filename=str(html), base_url=str(tmp_path) + "/").render().pages[0]
+
+    def boxes(box):
+        yield box
+        for child in getattr(box, "children", None) or []:
+            yield from boxes(child)
+    footer = [b for b in boxes(page._page_box) if getattr(b, "at_keyword", None) == "@bottom-left"]
+    words = [b for b in boxes(footer[0]) if type(b).__name__ == "TextBox"]
+    lines = {round(b.position_y) for b in words}
+    assert len(lines) == 2, "the footer should run to two lines here"
+    assert all(b.justification_spacing == 0 for b in words), [(b.text, b.justification_spacing) for b in words]
+
+
 def test_just_over_limit_shrinks_figures_first(results, tmp_path):
     s = render(results, tmp_path / "a", big_figures=1, filler=15)
 
