@@ -68,6 +68,29 @@ def test_compare_across_tables_matches_the_closest_sizes():
     assert "ratio 1.03" in f.text
 
 
+def test_each_pair_matches_every_variant_of_the_second_table_to_its_closest_in_the_first():
+    vit = table([("s", 900, 0.9, 0.80, 0.001), ("m", 3900, 0.9, 0.921, 0.02), ("l", 100000, 0.9, 0.99, 0.001)])
+    f = run({"kind": "compare", "tables": ["cnn", "vit"], "match": "params", "pairs": "each", "metric": "test_acc"},
+            {"cnn": CNN, "vit": vit})
+    # s (900) is closest to base (1,000, the first of the two at that size), m (3,900) to k7, l (100,000) to k7.
+    got = [(q["b"], q["a"], round(q["ratio"], 3)) for q in f.numbers["pairs"]]
+    assert got == [("vit/s", "cnn/base", 0.9), ("vit/m", "cnn/k7", 0.975), ("vit/l", "cnn/k7", 25.0)]
+    # s is 11 pp below base, l 7 pp above k7, both far beyond their 0.1-0.2 pp spreads; m is 0.1 pp above k7 with a
+    # 2 pp spread: not distinguishable.
+    assert [q["verdict"] for q in f.numbers["pairs"]] == ["lower", "within", "higher"]
+    assert (f.numbers["higher"], f.numbers["lower"], f.numbers["within"]) == (1, 1, 1)
+    assert "vit higher beyond seed noise in 1 of 3 pairs, lower in 1, not distinguishable in 1" in f.text
+    assert "0.90 to 25.00" in f.text
+    assert list(f.table["vit variant"]) == ["s (900)", "m (3,900)", "l (100,000)"]
+    assert list(f.table["cnn variant"]) == ["base (1,000)", "k7 (4,000)", "k7 (4,000)"]
+    assert list(f.table["Verdict"]) == ["lower", "within\u00a0noise", "higher"]
+    assert f.table["vit \u2212 cnn"].iloc[0] == "-11.00 pp" and f.table["95% CI"].iloc[0].startswith("-11.")
+    one = run({"kind": "compare", "tables": ["cnn", "vit"], "match": "params", "pairs": "each", "metric": "test_acc"},
+              {"cnn": table([("base", 1000, 0.9, 0.91, float("nan"))], n_seeds=1),
+               "vit": table([("s", 900, 0.9, 0.80, float("nan"))], n_seeds=1)})
+    assert "single seed: no test" in one.text and not one.numbers["testable"]
+
+
 def test_trend_is_the_least_squares_slope_per_doubling():
     # +1 pp per doubling exactly, whatever the offset.
     t = table([(v, p, 0.5, 0.50 + 0.01 * i, 0.0) for i, (v, p) in enumerate([("s", 100), ("m", 200), ("l", 400)])])
@@ -121,6 +144,8 @@ def test_dimensions_group_variants_by_the_settings_they_change():
      "variant 'k9' is not in family 'cnn' (has: base, k5, k7, avg); fix the variant name"),
     ({"kind": "best", "table": "cnn"}, "needs a metric"),
     ({"kind": "best", "table": "cnn", "metric": "test_acc", "colour": "red"}, "unknown key(s) colour"),
+    ({"kind": "compare", "tables": ["cnn", "vit"], "match": "params", "pairs": "all", "metric": "test_acc"},
+     "pairs: 'all'; use pairs: closest (the one closest pair) or pairs: each"),
 ])
 def test_a_mistake_in_assignment_yaml_is_one_line_naming_the_file_and_the_fix(entry, words):
     with pytest.raises(dec.FindingsError) as exc:

@@ -45,14 +45,22 @@ def test_numbers_are_the_numbers_in_results_tables(smoke_workflow, pages):
                          text), fam
         for _, r in t.iterrows():  # every variant's row of the size-ordered table
             assert f"{r['variant']}" in text and f"{int(r['params']):,}" in text
-    # The matched pair: the closest parameter counts across the two tables, with the seed test's verdict.
-    m = re.search(r"Closest in parameters: cnn (\w+) \(([\d,]+)\) and vit (\w+) \(([\d,]+), ratio", text)
-    assert m, text
+    # Every ViT against the CNN closest to it in parameters (log scale; ties go to the first in table order), each
+    # pair a row of the report's table with the seed test's verdict, and the verdicts counted in the finding.
     cnn, vit = tables["cnn"], tables["vit"]
-    # Ties (several CNNs share a parameter count) go to the first in table order.
-    pairs = [(abs(math.log(a / b)), i, j, va, vb) for i, (va, a) in enumerate(zip(cnn["variant"], cnn["params"]))
-             for j, (vb, b) in enumerate(zip(vit["variant"], vit["params"]))]
-    assert min(pairs)[3:] == (m.group(1), m.group(3))
+    html = (smoke_workflow / "reports" / f"{NAME}.html").read_text()
+    body = html[html.index("Each ViT against the CNN closest"):]
+    body = body[:body.index("</table>")]
+    rows = re.findall(r"<tr><td>(\w+) \(([\d,]+)\)</td><td>(\w+) \(([\d,]+)\)</td>(.*?)</tr>", body)
+    assert [r[0] for r in rows] == list(vit["variant"]), body
+    for vb, b_params, va, a_params, rest in rows:
+        b = int(vit.loc[vit["variant"] == vb, "params"].iloc[0])
+        nearest = min(range(len(cnn)), key=lambda i: (abs(math.log(cnn["params"].iloc[i] / b)), i))
+        assert (va, int(a_params.replace(",", ""))) == (cnn["variant"].iloc[nearest], int(cnn["params"].iloc[nearest]))
+        assert int(b_params.replace(",", "")) == b
+        assert re.search(r"<td>(higher|lower|within\u00a0noise|single\u00a0seed)</td>$", rest), rest
+    m = re.search(r"Each vit variant against the cnn variant closest to it in parameters \((\d+) pairs", text)
+    assert m and int(m.group(1)) == len(vit), text
     assert "single seed: no test" in text or "seed noise" in text
     assert len(re.findall(r"per doubling of the parameters", text)) == 2
 

@@ -3,12 +3,13 @@
 Most findings of a report take one of four shapes, so an assignment states which, on what, and this module words it:
 
     best        the best variant of a table on a metric, chosen on validation, reported with its test value
-    compare     variant A against variant B (or the two closest in size across two tables), Welch's t across seeds
+    compare     variant A against variant B (or the two closest in size across two tables, or with `pairs: each`
+                every variant of the second table against its closest in the first), Welch's t across seeds
     trend       least-squares slope of a metric over a numeric setting, per doubling of that setting
     dimensions  variants grouped by the settings they change, each group against a reference variant
 
 Entry keys: id, kind, table (a family) or tables (two families), metric, variants, and optionally choose_on, over,
-against, match, section and question (where the template places it and which question it answers). The wording of
+against, match, pairs, section and question (where the template places it and which question it answers). The wording of
 tests and levels is findings.py's, so declared and hand-written findings read the same.
 """
 from __future__ import annotations
@@ -23,8 +24,9 @@ from .findings import (LEVEL, difference, is_rate, level, lower_is_better, metri
 from .render import ReportError
 
 KINDS = ("best", "compare", "dimensions", "trend")
-KEYS = {"id", "kind", "table", "tables", "metric", "variants", "choose_on", "over", "against", "match", "section",
-        "question"}
+KEYS = {"id", "kind", "table", "tables", "metric", "variants", "choose_on", "over", "against", "match", "pairs",
+        "section", "question"}
+PAIRS = ("closest", "each")
 
 
 class FindingsError(ReportError):
@@ -86,6 +88,10 @@ def check(entries: Any, variants: dict[str, list[str]], where: str) -> list[dict
             if len(_named_variants(e)) != 2 and not (len(tables) == 2 and e.get("match")):
                 raise bad("compare needs variants: [A, B] (FAMILY/VARIANT across tables), "
                           "or tables: [A, B] with match: COLUMN (the closest pair on that column)")
+            if e.get("pairs", "closest") not in PAIRS or (e.get("pairs") and not e.get("match")):
+                raise bad(f"pairs: {e.get('pairs')!r}; use pairs: closest (the one closest pair) or pairs: each (every "
+                          "variant of the second table against its closest in the first), with tables: [A, B] and "
+                          "match: COLUMN")
     return entries
 
 
@@ -131,6 +137,7 @@ def _diff_text(d, metric: str) -> str:
     return pp(d.diff) if is_rate(metric) else f"{d.diff:+.4g}"
 
 
+
 def _clause(d, metric: str) -> str:
     return noise_clause(d) if is_rate(metric) else noise_clause(d, scale=1, unit="")
 
@@ -162,7 +169,51 @@ def closest(a: pd.DataFrame, b: pd.DataFrame, col: str) -> tuple[pd.Series, pd.S
     return a.loc[i], b.loc[j]
 
 
+def each_pair(e: dict, tables: dict[str, pd.DataFrame]) -> Finding:
+    """Every variant of the second table against the variant of the first closest to it in `match`, each pair by
+    Welch's t across seeds: a table of the pairs and a count of the verdicts."""
+    metric, col = e["metric"], e["match"]
+    fa, fb = _tables(e)
+    rows, pairs = [], []
+    for j in tables[fb].index:
+        if not tables[fb].loc[j, col] > 0:
+            continue
+        ra, rb = closest(tables[fa], tables[fb].loc[[j]], col)
+        d = difference(rb, ra, metric)
+        verdict = ("higher" if d.diff > 0 else "lower") if d.beyond_noise else "within"
+        pairs.append({"a": f"{fa}/{ra['variant']}", "b": f"{fb}/{rb['variant']}",
+                      "ratio": float(rb[col]) / float(ra[col]), "diff": d.diff, "low": d.low, "high": d.high,
+                      "seeds": min(d.n_a, d.n_b), "testable": d.testable, "beyond_noise": d.beyond_noise,
+                      "verdict": verdict})
+        scale = 100 if is_rate(metric) else 1
+        rows.append({f"{fb} variant": f"{rb['variant']} ({level(col, rb[col])})",
+                     f"{fa} variant": f"{ra['variant']} ({level(col, ra[col])})",
+                     f"{fb} / {fa}": f"{pairs[-1]['ratio']:.2f}", fb: level(metric, rb[metric]),
+                     fa: level(metric, ra[metric]), f"{fb} \u2212 {fa}": _diff_text(d, metric),
+                     # No-break spaces: a range or a verdict broken over two lines of a narrow column misreads.
+                     f"{LEVEL:.0%} CI": (f"{scale * d.low:+.2f}\u00a0to\u00a0{scale * d.high:+.2f}" if d.testable
+                                         else "-"),
+                     "Verdict": {"higher": "higher", "lower": "lower", "within": "within\u00a0noise"}[verdict]
+                     if d.testable else "single\u00a0seed"})
+    tested = [q for q in pairs if q["testable"]]
+    counts = {v: sum(q["verdict"] == v for q in tested) for v in ("higher", "lower", "within")}
+    if not pairs:
+        text = f"No {fb} variant has a positive {metric_name(col)} to match."
+    else:
+        verdicts = (f"{fb} higher beyond seed noise in {counts['higher']} of {len(tested)} pairs, lower in "
+                    f"{counts['lower']}, not distinguishable in {counts['within']} (Welch's t on "
+                    f"{min(q['seeds'] for q in tested)} seeds; each pair's {LEVEL:.0%} CI in the table)"
+                    if tested else "single seed: no test")
+        text = (f"Each {fb} variant against the {fa} variant closest to it in {metric_name(col)} "
+                f"({plural(len(pairs), 'pair')}; {metric_name(col)} {fb}/{fa} {min(q['ratio'] for q in pairs):.2f} "
+                f"to {max(q['ratio'] for q in pairs):.2f}), {metric_name(metric)}: {verdicts}.")
+    return Finding(e["id"], "compare", text, {"pairs": pairs, "metric": metric, "level": LEVEL, **counts,
+                                              "testable": bool(tested)}, table=pd.DataFrame(rows))
+
+
 def compare(e: dict, tables: dict[str, pd.DataFrame], cfg: dict) -> Finding:
+    if e.get("pairs") == "each":
+        return each_pair(e, tables)
     metric = e["metric"]
     named = _named_variants(e)
     if len(named) == 2:
