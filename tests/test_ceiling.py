@@ -147,3 +147,12 @@ def test_time_shares_name_what_costs_besides_the_products(tmp_path):
     dense = ceiling.time_shares(_setup(tmp_path, nn.Sequential(nn.Linear(512, 512), nn.Linear(512, 512))),
                                 (torch.randn(256, 512), torch.randn(256, 512)))
     assert dense["matrix_share"] > 0.5, dense
+
+
+def test_profiling_a_step_prints_nothing(tmp_path, capfd):
+    """torch.profiler's back end wrote "USDT ... profiler_start" lines, and on a machine without a GPU driver an
+    "ERROR ... gpuGetDeviceCount failed", straight to the process's stderr, into `make bench`'s output."""
+    setup = _setup(tmp_path, nn.Linear(32, 8))
+    ceiling.time_shares(setup, (torch.randn(16, 32), torch.randn(16, 8)), steps=1, warmup=1)
+    out, err = capfd.readouterr()
+    assert "USDT" not in err and "ERROR" not in err and "profiler_st" not in out + err, err

@@ -340,6 +340,9 @@ def time_shares(setup: Setup, batch, steps: int = 5, top: int = 4, warmup: int =
     """Each op's share of a profiled step by its self time: the matrix products together, and the `top` other
     ops that cost most (what stands between the step and its pure-compute time). Takes `warmup` + `steps` steps."""
     from torch.profiler import ProfilerActivity, profile
+    # Kineto, the profiler's back end, logs each start and stop and, without a GPU driver, an "ERROR" that it
+    # found no GPU: lines in the bench's output that say nothing about the measurement. Read at its first use.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     ctx = setup.ctx
     setup.model.train()
     for _ in range(warmup):  # primitives and allocator warm, as in the timed steps
