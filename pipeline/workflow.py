@@ -218,8 +218,8 @@ def assignments(cfg: dict) -> list[str]:
 
 def report_inputs(cfg: dict, name: str) -> list[str]:
     res = cfg["results_dir"]
-    needs = report_assignments.table_needs(name) + assignment_spec(name).get("needs", [])
-    files = [f"{res}/{need}" for need in dict.fromkeys(needs)]
+    assignment_spec(name)  # refuses a name without a template folder
+    files = [f"{res}/{need}" for need in report_assignments.needs(name)]
     files += [str(p) for p in sorted((ROOT / "templates" / name).glob("*")) if p.is_file()]
     files += [str(ROOT / f) for f in REPORT_CODE + [report_assignments.own_module(name)] if f]
     # _base/index.* shape reports/index.html only (rule index): editing them re-renders no report.

@@ -198,6 +198,19 @@ def test_missing_configfile_is_one_line(tmp_path):
     assert proc.stderr.strip() == f"error: config file {tmp_path / 'nope.yaml'} not found; check the path given to --configfile"
 
 
+@pytest.mark.parametrize("name, first", [("cnn_vs_vit", "tables/cnn.csv"), ("hw2", "tables/lr_study.csv")])
+def test_a_report_without_its_results_is_one_line_naming_them(tmp_path, name, first):
+    """`python -m pipeline report NAME` before any run: the missing results and how to build them, in one line;
+    it raised FileNotFoundError from pandas (cnn_vs_vit) or from reading an analysis (hw2), with a traceback."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "reports_dir": str(tmp_path / "r")}))
+    proc = run_cli("report", name, "--profile", "smoke", "--configfile", str(mine))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    line = proc.stderr.strip()
+    assert "\n" not in line and first in line and "make report PROFILE=smoke" in line, line
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
 def test_unwritable_results_folder_fails_before_training(tmp_path, data_dir):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

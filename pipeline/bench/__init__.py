@@ -36,11 +36,11 @@ from .families import capture
 from .output import table, write
 from .throughput import G2P_VARIANT, REFERENCE, TARGET_RATIO, _naive_batches, bench_g2p, bench_throughput
 from .throughput import load_g2p_data
-from .workflow import (CHANGE, EXPECTED_JOBS, MEMORY_RUNS, THREAD_RUNS, _jobs_run, bench_incremental,
+from .workflow import (CHANGE, MEMORY_RUNS, THREAD_RUNS, _jobs_run, bench_incremental,
                        bench_peak_memory, bench_report, bench_smoke_workflow, bench_threads)
 
 __all__ = ["main", "add_arguments", "parser", "run_bench", "table", "write", "Settings", "capture", "REFERENCE",
-           "TARGET_RATIO", "G2P_VARIANT", "CHANGE", "EXPECTED_JOBS", "MEMORY_RUNS", "THREAD_RUNS", "SECTIONS",
+           "TARGET_RATIO", "G2P_VARIANT", "CHANGE", "MEMORY_RUNS", "THREAD_RUNS", "SECTIONS",
            "QUICK_SECTIONS", "_naive_batches", "_jobs_run"]
 
 

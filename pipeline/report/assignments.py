@@ -6,6 +6,8 @@ families is configured: an assignment that reads only other assignments' results
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from .. import paths
@@ -44,6 +46,15 @@ def families(cfg: dict, name: str) -> list[str]:
 def table_needs(name: str) -> list[str]:
     """A `uses:` assignment depends on exactly its families' tables (paths under results/)."""
     return [str(paths.table("", f)) for f in uses(name)]
+
+
+def needs(name: str) -> list[str]:
+    """Everything under results/ the report reads: its `uses:` families' tables and its declared `needs:`."""
+    return list(dict.fromkeys(table_needs(name) + [str(n) for n in spec(name).get("needs") or []]))
+
+
+def missing_needs(name: str, results) -> list[str]:
+    return [n for n in needs(name) if not (Path(results) / n).exists()]
 
 
 # Modules of the report layer itself: an assignment folder of one of these names would be mistaken for its code.
