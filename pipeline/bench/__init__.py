@@ -31,7 +31,7 @@ from .. import config as cfglib
 from .. import runinfo
 from .ceiling import bench_compute, cpu_info
 from .floor import bench_floor
-from .common import QUICK_ENV, QUICK_SECTIONS, SECTIONS, Settings
+from .common import QUICK_ENV, QUICK_SECTIONS, SECTIONS, Settings, available_cores
 from .families import capture
 from .output import table, write
 from .throughput import G2P_VARIANT, REFERENCE, TARGET_RATIO, _naive_batches, bench_g2p, bench_throughput
@@ -46,12 +46,9 @@ __all__ = ["main", "add_arguments", "parser", "run_bench", "table", "write", "Se
 
 def machine(device, torch_threads_default: int) -> dict:
     import torch
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:
-        available = os.cpu_count()
     return {
-        "cpu": runinfo.cpu_model(), "cpu_info": cpu_info(), "cores": os.cpu_count(), "cores_available": available,
+        "cpu": runinfo.cpu_model(), "cpu_info": cpu_info(), "cores": os.cpu_count(),
+        "cores_available": available_cores(),
         "torch_threads_default": torch_threads_default,
         "device": f"cuda:{torch.cuda.get_device_name(device)}" if device.type == "cuda" else "cpu",
         "platform": platform.platform(), "host": socket.gethostname(), "packages": runinfo.package_versions(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import statistics
 import sys
 from dataclasses import dataclass
@@ -43,6 +44,14 @@ class Settings:
         """Steps for one timed measurement of about `seconds`, within [min_steps, max_steps] (and `limit`)."""
         steps = int(min(self.max_steps, max(self.min_steps, math.ceil(self.seconds / max(seconds_per_step, 1e-6)))))
         return max(1, min(steps, limit)) if limit is not None else steps
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), as many as the build's parallel jobs can use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def median(values: list[float]) -> float:

@@ -89,15 +89,48 @@ def params_for(cfg: dict, family: str, variant: str, full_data: bool = True) -> 
     return p
 
 
-def _run_patched(cfg: dict, family: str, variant: str, p: dict, *, device, data_dir: Path, checkpoint_dir: Path,
-                 precision: str, g2p_data, seed: int, fake_fit: Callable) -> None:
-    """`pipeline.experiments.<family>.run` for the variant, every `fit` replaced by `fake_fit`."""
+def capture(cfg: dict, family: str, variant: str | None = None, *, device, data_dir: Path, checkpoint_dir: Path,
+            precision: str, params: dict | None = None, g2p_data=None, seed: int = 0) -> Setup:
+    """Run the family's experiment up to its main training stage and return what that stage trains.
+
+    `g2p_data`: an already loaded `G2PData` to use instead of loading CMUdict again (vocabularies do not depend on
+    its size)."""
+    variant = variant or REFERENCE[family]
+    p = params if params is not None else params_for(cfg, family, variant)
+    target = MAIN_STAGE[family]
+
+    def stop_at_target(setup: Setup) -> None:
+        if setup.stage == target:
+            raise _Captured(setup)
+
+    try:
+        trace(cfg, family, variant, device=device, data_dir=data_dir, checkpoint_dir=checkpoint_dir,
+              precision=precision, params=p, on_stage=stop_at_target, g2p_data=g2p_data, seed=seed)
+    except _Captured as got:
+        return got.setup
+    module = registry.family(family).experiment_module
+    raise RuntimeError(f"{module}.run finished without a {target!r} stage to measure")
+
+
+def trace(cfg: dict, family: str, variant: str, *, device, data_dir: Path, checkpoint_dir: Path, precision: str,
+          params: dict, on_stage: Callable[[Setup], None], g2p_data=None, seed: int = 0) -> None:
+    """Run the variant's experiment to its end with no training: each `fit` hands its stage to `on_stage` (while the
+    model is as that stage trains it: frozen layers frozen) and returns untrained. What follows the training
+    (evaluation, analyses) runs on the untrained models: keep it cheap with a small `eval_limit` in `params`."""
     from .. import train
     from ..data import images
     from ..train import RunContext
 
+    def fake_fit(model, optimizer, *, ctx, epochs, batches, loss_fn, evaluate=None, stage="train",
+                 steps_per_epoch=None, scheduler=None):
+        on_stage(Setup(family=family, variant=variant, stage=stage, params=params, ctx=ctx, model=model,
+                       optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn, batches=batches,
+                       steps_per_epoch=steps_per_epoch, epochs=epochs))
+        model.eval()
+        return []
+
     exp = registry.family(family).experiment()
-    ctx = RunContext(family=family, variant=variant, seed=seed, params=p, device=device,
+    ctx = RunContext(family=family, variant=variant, seed=seed, params=params, device=device,
                      checkpoint_dir=Path(checkpoint_dir), data_dir=Path(data_dir), precision=precision,
                      log=lambda msg: None)
     with contextlib.ExitStack() as stack:
@@ -110,48 +143,3 @@ def _run_patched(cfg: dict, family: str, variant: str, p: dict, *, device, data_
             stack.enter_context(mock.patch.object(exp, "load_g2p", lambda *a, **k: g2p_data))
         train.seed_everything(seed)  # as pipeline.run.execute does before `run`
         exp.run(ctx)
-
-
-def capture(cfg: dict, family: str, variant: str | None = None, *, device, data_dir: Path, checkpoint_dir: Path,
-            precision: str, params: dict | None = None, g2p_data=None, seed: int = 0) -> Setup:
-    """Run the family's experiment up to its main training stage and return what that stage trains.
-
-    `g2p_data`: an already loaded `G2PData` to use instead of loading CMUdict again (vocabularies do not depend on
-    its size)."""
-    variant = variant or REFERENCE[family]
-    p = params if params is not None else params_for(cfg, family, variant)
-    target = MAIN_STAGE[family]
-
-    def fake_fit(model, optimizer, *, ctx, epochs, batches, loss_fn, evaluate=None, stage="train",
-                 steps_per_epoch=None, scheduler=None):
-        if stage == target:
-            raise _Captured(Setup(family=family, variant=variant, stage=stage, params=p, ctx=ctx, model=model,
-                                  optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn, batches=batches,
-                                  steps_per_epoch=steps_per_epoch, epochs=epochs))
-        model.eval()
-        return []
-
-    try:
-        _run_patched(cfg, family, variant, p, device=device, data_dir=data_dir, checkpoint_dir=checkpoint_dir,
-                     precision=precision, g2p_data=g2p_data, seed=seed, fake_fit=fake_fit)
-    except _Captured as got:
-        return got.setup
-    module = registry.family(family).experiment_module
-    raise RuntimeError(f"{module}.run finished without a {target!r} stage to measure")
-
-
-def trace(cfg: dict, family: str, variant: str, *, device, data_dir: Path, checkpoint_dir: Path, precision: str,
-          params: dict, on_stage: Callable[[Setup], None], g2p_data=None, seed: int = 0) -> None:
-    """Run the variant's experiment to its end with no training: each `fit` hands its stage to `on_stage` (while the
-    model is as that stage trains it: frozen layers frozen) and returns untrained. What follows the training
-    (evaluation, analyses) runs on the untrained models: keep it cheap with a small `eval_limit` in `params`."""
-    def fake_fit(model, optimizer, *, ctx, epochs, batches, loss_fn, evaluate=None, stage="train",
-                 steps_per_epoch=None, scheduler=None):
-        on_stage(Setup(family=family, variant=variant, stage=stage, params=params, ctx=ctx, model=model,
-                       optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn, batches=batches,
-                       steps_per_epoch=steps_per_epoch, epochs=epochs))
-        model.eval()
-        return []
-
-    _run_patched(cfg, family, variant, params, device=device, data_dir=data_dir, checkpoint_dir=checkpoint_dir,
-                 precision=precision, g2p_data=g2p_data, seed=seed, fake_fit=fake_fit)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import config as cfglib
 from .. import paths
+from .. import workflow as wf
 from . import common
 from .ceiling import count_step, pure_compute_seconds, replay_calls
 from .families import Setup, params_for, trace
@@ -109,17 +109,13 @@ def measured_job_seconds(results_dir: Path, profile: str) -> dict[str, dict]:
 
 
 def parallel_runs(cfg: dict, family: str) -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, int(cfglib.family(cfg, family).get("threads", 1))))
+    """The family's runs that share this machine at once: its cores over a run's threads in the workflow."""
+    return max(1, common.available_cores() // max(1, int(wf.threads(cfg, family))))
 
 
 def bench_floor(cfg: dict, st: common.Settings, device, data_dir: Path, scratch: Path, results_dir: Path) -> dict:
     """The profile's runs at pure compute, per family and in all, against the job time its built runs took."""
     import torch
-    seeds = list(cfg.get("seeds", [0]))
     repeats = 1 if st.quick else 3
 
     def timer(calls, share: float) -> float:
@@ -147,10 +143,10 @@ def bench_floor(cfg: dict, st: common.Settings, device, data_dir: Path, scratch:
                 ran = measured.get(family, {}).get(variant, {})
                 row["measured_seconds"] = {seed: r["seconds"] for seed, r in ran.items()}
                 variants[variant] = row
-            families[family] = _family_total(variants, seeds, parallel_runs(cfg, family))
+            families[family] = _family_total(variants, cfglib.seeds(cfg, family), parallel_runs(cfg, family))
     finally:
         torch.set_num_threads(saved)
-    return _totals(families, seeds, measured)
+    return _totals(families, list(cfg["seeds"]), measured)
 
 
 def _family_total(variants: dict, seeds: list, slots: int) -> dict:

@@ -137,7 +137,6 @@ def _diff_text(d, metric: str) -> str:
     return pp(d.diff) if is_rate(metric) else f"{d.diff:+.4g}"
 
 
-
 def _clause(d, metric: str) -> str:
     return noise_clause(d) if is_rate(metric) else noise_clause(d, scale=1, unit="")
 
@@ -174,6 +173,7 @@ def each_pair(e: dict, tables: dict[str, pd.DataFrame]) -> Finding:
     Welch's t across seeds: a table of the pairs and a count of the verdicts."""
     metric, col = e["metric"], e["match"]
     fa, fb = _tables(e)
+    scale = 100 if is_rate(metric) else 1
     rows, pairs = [], []
     for j in tables[fb].index:
         if not tables[fb].loc[j, col] > 0:
@@ -185,7 +185,6 @@ def each_pair(e: dict, tables: dict[str, pd.DataFrame]) -> Finding:
                       "ratio": float(rb[col]) / float(ra[col]), "diff": d.diff, "low": d.low, "high": d.high,
                       "seeds": min(d.n_a, d.n_b), "testable": d.testable, "beyond_noise": d.beyond_noise,
                       "verdict": verdict})
-        scale = 100 if is_rate(metric) else 1
         rows.append({f"{fb} variant": f"{rb['variant']} ({level(col, rb[col])})",
                      f"{fa} variant": f"{ra['variant']} ({level(col, ra[col])})",
                      f"{fb} / {fa}": f"{pairs[-1]['ratio']:.2f}", fb: level(metric, rb[metric]),
